@@ -1,0 +1,90 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// errUsageShown reports a usage error whose message the flag set already printed.
+var errUsageShown = errors.New("usage error")
+
+// newFlagSet returns a flag set for a subcommand that prints its errors and usage to w.
+func newFlagSet(name, synopsis string, w io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("charter "+name, flag.ContinueOnError)
+	fs.SetOutput(w)
+	fs.Usage = func() {
+		fmt.Fprintf(w, "Usage: charter %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args with flags allowed anywhere among the positional
+// arguments (as in "charter validate DIR --format json"). A flag that was not
+// given on the command line takes its value from CHARTER_<FLAG> when set
+// ("--min-revision-wait" reads CHARTER_MIN_REVISION_WAIT). It returns the
+// positional arguments.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
+			return nil, errUsageShown
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if args[0] == "--" {
+			positional = append(positional, args[1:]...)
+			break
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		key := "CHARTER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(key); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %w", v, key, err)
+			}
+		}
+	})
+	return positional, envErr
+}
+
+// errHelp reports that -h was asked for; the usage is already printed.
+var errHelp = errors.New("help requested")
+
+// oneOf returns a flag.Value that accepts only the given choices.
+func oneOf(def string, choices ...string) *choiceValue {
+	return &choiceValue{value: def, choices: choices}
+}
+
+type choiceValue struct {
+	value   string
+	choices []string
+}
+
+func (c *choiceValue) String() string { return c.value }
+
+func (c *choiceValue) Set(s string) error {
+	for _, ch := range c.choices {
+		if s == ch {
+			c.value = s
+			return nil
+		}
+	}
+	return fmt.Errorf("must be one of %s", strings.Join(c.choices, ", "))
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// Exit codes (SPEC section 4).
+const (
+	exitOK      = 0 // success, allowed
+	exitFailed  = 1 // invalid, denied, violations
+	exitFailure = 2 // usage or runtime error
+)
+
+// command is one subcommand. run returns the exit code; errors that end a
+// command early are reported by the dispatcher as exit 2.
+type command struct {
+	summary string
+	run     func(ctx context.Context, env *cliEnv, args []string) (int, error)
+}
+
+// cliEnv is what a subcommand may touch of the process: its streams and environment.
+type cliEnv struct {
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"validate": {"check a policy repository against the schema and run its tests", runValidate},
+		"schema":   {"print the embedded CUE schema", runSchema},
+		"version":  {"print the version", runVersion},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, &cliEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches args to a subcommand and returns the process exit code.
+func run(ctx context.Context, env *cliEnv, args []string) int {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.stderr, cmds)
+		if len(args) == 0 {
+			return exitFailure
+		}
+		return exitOK
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(env.stderr, "charter: unknown command %q (run 'charter help' for the list)\n", args[0])
+		return exitFailure
+	}
+	code, err := cmd.run(ctx, env, args[1:])
+	if errors.Is(err, errHelp) {
+		return exitOK
+	}
+	if err != nil {
+		if !errors.Is(err, errUsageShown) {
+			fmt.Fprintf(env.stderr, "charter %s: %v\n", args[0], err)
+		}
+		return exitFailure
+	}
+	return code
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintln(w, "Usage: charter COMMAND [flags] [args]\n\nCommands:")
+	names := make([]string, 0, len(cmds))
+	for name := range cmds {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-9s %s\n", name, cmds[name].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'charter COMMAND -h' for a command's flags. Flags also read CHARTER_<FLAG> variables.")
+}

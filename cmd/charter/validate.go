@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/charter-policy/charter/schema"
+)
+
+func runValidate(ctx context.Context, env *cliEnv, args []string) (int, error) {
+	fs := newFlagSet("validate", "[DIR]", env.stderr)
+	format := oneOf("text", "text", "json", "github")
+	fs.Var(format, "format", "output format: text, json or github (workflow annotations)")
+	noTests := fs.Bool("no-tests", false, "do not run the policy's tests")
+	pos, err := parseFlags(fs, args, env.getenv)
+	if err != nil {
+		return exitFailure, err
+	}
+	if len(pos) > 1 {
+		return exitFailure, fmt.Errorf("want at most one directory, got %d arguments", len(pos))
+	}
+	dir := "."
+	if len(pos) == 1 {
+		dir = pos[0]
+	}
+	policy, loadErr := loadDir(ctx, dir)
+	var report validateReport
+	report.Dir = dir
+	var errs schema.Errors
+	switch {
+	case errors.As(loadErr, &errs):
+		report.Errors = errs
+	case loadErr != nil:
+		return exitFailure, loadErr
+	default:
+		report.Valid = true
+		report.Counts = countsOf(policy)
+		if !*noTests {
+			// Tests arrive with the decision engine.
+			_ = policy.Tests
+		}
+	}
+	switch format.String() {
+	case "json":
+		err = report.writeJSON(env.stdout)
+	case "github":
+		report.writeGitHub(env.stdout)
+	default:
+		report.writeText(env.stdout)
+	}
+	if err != nil {
+		return exitFailure, err
+	}
+	if !report.Valid {
+		return exitFailed, nil
+	}
+	return exitOK, nil
+}
+
+// loadDir loads the policy root dir, with errors for a missing or empty root that name it.
+func loadDir(ctx context.Context, dir string) (*schema.Policy, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("policy directory %s does not exist", dir)
+		}
+		return nil, err
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", dir)
+	}
+	p, err := schema.NewLoader().Load(ctx, os.DirFS(dir))
+	if errors.Is(err, schema.ErrNoPolicy) {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return p, err
+}
+
+type validateReport struct {
+	Dir    string
+	Valid  bool
+	Errors schema.Errors
+	Counts map[string]int
+}
+
+func countsOf(p *schema.Policy) map[string]int {
+	return map[string]int{
+		"roles":           len(p.Roles),
+		"groups":          len(p.Groups),
+		"records":         len(p.Records),
+		"resourceServers": len(p.ResourceServers),
+		"tests":           len(p.Tests),
+	}
+}
+
+func (r *validateReport) writeText(w io.Writer) {
+	if r.Valid {
+		c := r.Counts
+		fmt.Fprintf(w, "%s: valid (%d roles, %d groups, %d records, %d resource servers, %d tests)\n",
+			r.Dir, c["roles"], c["groups"], c["records"], c["resourceServers"], c["tests"])
+		return
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintln(w, e.Error())
+	}
+	fmt.Fprintf(w, "%s: invalid, %d %s\n", r.Dir, len(r.Errors), plural(len(r.Errors), "error", "errors"))
+}
+
+type jsonError struct {
+	Position string `json:"position"`
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+	Col      int    `json:"col"`
+	Path     string `json:"path,omitempty"`
+	Message  string `json:"message"`
+}
+
+func (r *validateReport) writeJSON(w io.Writer) error {
+	out := struct {
+		Valid  bool           `json:"valid"`
+		Errors []jsonError    `json:"errors"`
+		Counts map[string]int `json:"counts,omitempty"`
+	}{Valid: r.Valid, Errors: []jsonError{}, Counts: r.Counts}
+	for _, e := range r.Errors {
+		out.Errors = append(out.Errors, jsonError{Position: e.Pos.String(), File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Path: e.Path, Message: e.Message})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// writeGitHub prints workflow commands that annotate the pull request's files.
+func (r *validateReport) writeGitHub(w io.Writer) {
+	for _, e := range r.Errors {
+		msg := e.Message
+		if e.Path != "" {
+			msg = e.Path + ": " + msg
+		}
+		fmt.Fprintf(w, "::error file=%s,line=%d,col=%d::%s\n", escapeProperty(e.Pos.File), e.Pos.Line, e.Pos.Col, escapeData(msg))
+	}
+	if r.Valid {
+		fmt.Fprintf(w, "::notice::%s is valid\n", escapeData(r.Dir))
+	}
+}
+
+// escapeData and escapeProperty escape workflow command values as the runner expects.
+func escapeData(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+}
+
+func escapeProperty(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

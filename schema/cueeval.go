@@ -1,0 +1,445 @@
+package schema
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/build"
+	"cuelang.org/go/cue/cuecontext"
+	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/parser"
+	"cuelang.org/go/cue/token"
+)
+
+// sourceFile is one file of a policy directory, named relative to the policy root.
+type sourceFile struct {
+	name string
+	data []byte
+}
+
+// evalCUE evaluates the CUE files of one directory as one instance unified
+// with the schema, and decodes the result. Each call uses a fresh
+// cue.Context, because a context only grows.
+func evalCUE(dir string, files []sourceFile) (*Policy, Errors) {
+	var errs Errors
+	syntax := make([]*ast.File, 0, len(files))
+	for _, f := range files {
+		af, err := parser.ParseFile(f.name, f.data)
+		if err != nil {
+			errs = append(errs, fromCUEErrors(cue.Value{}, err)...)
+			continue
+		}
+		syntax = append(syntax, af)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if errs := checkPackages(syntax); len(errs) > 0 {
+		return nil, errs
+	}
+
+	ctx := cuecontext.New()
+	schemaFile, err := parser.ParseFile(SchemaFile, schemaSource)
+	if err != nil {
+		panic(fmt.Sprintf("embedded schema does not parse: %v", err)) // a build defect, caught by tests
+	}
+	def := ctx.BuildFile(schemaFile).LookupPath(cue.MakePath(cue.Def("Charter")))
+	if def.Err() != nil {
+		panic(fmt.Sprintf("embedded schema does not build: %v", def.Err()))
+	}
+
+	inst := build.NewContext().NewInstance(dir, nil)
+	for _, af := range syntax {
+		if err := inst.AddSyntax(af); err != nil {
+			return nil, fromCUEErrors(cue.Value{}, err)
+		}
+	}
+	raw := ctx.BuildInstance(inst)
+	if err := raw.Err(); err != nil {
+		return nil, fromCUEErrors(raw, err)
+	}
+	unified := def.Unify(raw)
+	if err := unified.Validate(cue.Concrete(true)); err != nil {
+		return nil, fromCUEErrors(raw, validateAll(unified, err)...)
+	}
+	tree := cueNode(unified, raw, Pos{File: files[0].name, Line: 1, Col: 1})
+	return decodePolicy(tree)
+}
+
+// maxErrorDescent bounds how many values validateAll re-validates.
+const maxErrorDescent = 100_000
+
+// validateAll collects every error of v. CUE stops reporting missing fields
+// of a value once the value holds a harder error elsewhere, so each failing
+// struct or list is validated again field by field.
+func validateAll(v cue.Value, err error) []error {
+	all := []error{err}
+	budget := maxErrorDescent
+	var descend func(v cue.Value)
+	descend = func(v cue.Value) {
+		var children []cue.Value
+		if it, ierr := v.Fields(cue.Optional(false)); ierr == nil {
+			for it.Next() {
+				children = append(children, it.Value())
+			}
+		} else if it, ierr := v.List(); ierr == nil {
+			for it.Next() {
+				children = append(children, it.Value())
+			}
+		}
+		for _, c := range children {
+			if budget--; budget < 0 {
+				return
+			}
+			if cerr := c.Validate(cue.Concrete(true)); cerr != nil {
+				all = append(all, cerr)
+				descend(c)
+			}
+		}
+	}
+	descend(v)
+	return all
+}
+
+// checkPackages requires the files of a directory to share one package clause or to have none.
+func checkPackages(files []*ast.File) Errors {
+	var first *ast.File
+	for _, f := range files {
+		if first == nil {
+			first = f
+			continue
+		}
+		if f.PackageName() != first.PackageName() {
+			pos := Pos{File: f.Filename, Line: 1, Col: 1}
+			if pkg := f.Preamble(); len(pkg) > 0 {
+				pos = fromToken(pkg[0].Pos())
+			}
+			return Errors{{Pos: pos, Message: fmt.Sprintf("package %q differs from package %q of %s: the CUE files of one directory share one package clause (or have none)",
+				f.PackageName(), first.PackageName(), first.Filename)}}
+		}
+	}
+	return nil
+}
+
+// cueNode converts an evaluated CUE value into a node tree. Positions come
+// from raw, the user's instance before unification, so that they point into
+// the user's files rather than the schema; where raw has no such field (a
+// default from the schema), the parent's position is used.
+func cueNode(v, raw cue.Value, at Pos) *node {
+	if raw.Exists() {
+		if p := fromToken(raw.Pos()); p.File != "" {
+			at = p
+		}
+	}
+	switch v.IncompleteKind() {
+	case cue.StructKind:
+		n := &node{kind: kindObject, pos: at}
+		it, _ := v.Fields()
+		for it.Next() {
+			sel := it.Selector()
+			var rawChild cue.Value
+			if raw.Exists() {
+				rawChild = raw.LookupPath(cue.MakePath(sel))
+			}
+			child := cueNode(it.Value(), rawChild, at)
+			n.fields = append(n.fields, field{key: sel.Unquoted(), pos: child.pos, val: child})
+		}
+		return n
+	case cue.ListKind:
+		n := &node{kind: kindArray, pos: at}
+		it, _ := v.List()
+		for i := 0; it.Next(); i++ {
+			var rawChild cue.Value
+			if raw.Exists() {
+				rawChild = raw.LookupPath(cue.MakePath(cue.Index(i)))
+			}
+			n.items = append(n.items, cueNode(it.Value(), rawChild, at))
+		}
+		return n
+	case cue.StringKind:
+		s, _ := v.String()
+		return &node{kind: kindString, str: s, pos: at}
+	case cue.BoolKind:
+		b, _ := v.Bool()
+		return &node{kind: kindBool, b: b, pos: at}
+	case cue.IntKind, cue.FloatKind, cue.NumberKind:
+		return &node{kind: kindNumber, str: fmt.Sprint(v), pos: at}
+	case cue.NullKind:
+		return &node{kind: kindNull, pos: at}
+	}
+	return &node{kind: kindNull, pos: at}
+}
+
+func fromToken(p token.Pos) Pos {
+	if !p.IsValid() || p.Filename() == "" {
+		return Pos{}
+	}
+	return Pos{File: p.Filename(), Line: p.Line(), Col: p.Column()}
+}
+
+// fromCUEErrors turns CUE's errors into Errors that point into the user's
+// files. raw, when it exists, is the user's instance, used to find a
+// position for errors that CUE only places in the schema (a missing field).
+func fromCUEErrors(raw cue.Value, errs ...error) Errors {
+	var list []cueerrors.Error
+	for _, err := range errs {
+		list = append(list, cueerrors.Errors(err)...)
+	}
+	var out Errors
+	disjunctions := map[string]bool{}
+	for _, e := range list {
+		labels := e.Path()
+		if len(labels) > 0 && labels[0] == "#Charter" {
+			labels = labels[1:]
+		}
+		p := strings.Join(labels, ".")
+		format, args := e.Msg()
+		msg := fmt.Sprintf(format, args...)
+		if strings.Contains(msg, "errors in empty disjunction") {
+			disjunctions[p] = true
+			continue
+		}
+		if incompleteValue.MatchString(msg) {
+			if missing := missingField(labels, raw); missing != nil {
+				labels, p, msg = missing, strings.Join(missing, "."), "field is required"
+			}
+		}
+		out = append(out, &Error{Pos: userPos(e, labels, raw), Path: p, Message: friendlier(msg, labels, raw)})
+	}
+	return mergeDisjunctions(out, disjunctions, raw)
+}
+
+// userPos picks the first position of e in a user's file, else the position
+// of the nearest enclosing field that the user wrote.
+func userPos(e cueerrors.Error, labels []string, raw cue.Value) Pos {
+	for _, tp := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
+		if p := fromToken(tp); p.File != "" && p.File != SchemaFile {
+			return p
+		}
+	}
+	if raw.Exists() {
+		for n := len(labels); n >= 0; n-- {
+			v := lookup(raw, labels[:n])
+			if v.Exists() {
+				if p := fromToken(v.Pos()); p.File != "" && p.File != SchemaFile {
+					return p
+				}
+			}
+		}
+	}
+	return Pos{File: SchemaFile}
+}
+
+var (
+	incompleteValue = regexp.MustCompile(`^incomplete value `)
+	runeBound       = regexp.MustCompile(`^invalid value .* \(does not satisfy strings\.M(ax|in)Runes\(\d+\)\)$`)
+	mismatchedTypes = regexp.MustCompile(`^conflicting values .* \(mismatched types (\w+) and (\w+)\)$`)
+)
+
+// wantKind says what a value of a CUE kind looks like, as the Go validator says it.
+var wantKind = map[string]string{
+	"string": "a string", "bool": "true or false", "int": "a whole number", "number": "a number",
+	"float": "a number", "list": "a list", "struct": "a struct", "null": "null",
+}
+
+// friendlier rewrites CUE messages whose wording points at the schema
+// rather than at what the user should write.
+func friendlier(msg string, labels []string, raw cue.Value) string {
+	switch {
+	case incompleteValue.MatchString(msg):
+		return "must be a concrete value, not " + strings.TrimPrefix(msg, "incomplete value ")
+	case runeBound.MatchString(msg):
+		if s, err := lookup(raw, labels).String(); err == nil {
+			if labels[len(labels)-1] == "name" {
+				return nameLength(s)
+			}
+			return descriptionLength(s)
+		}
+	case mismatchedTypes.MatchString(msg):
+		m := mismatchedTypes.FindStringSubmatch(msg)
+		v := lookup(raw, labels)
+		got, want := m[1], m[2]
+		if k := v.IncompleteKind().String(); k == want || k == "int" && want == "number" {
+			got, want = want, got
+		}
+		if w, ok := wantKind[want]; ok && v.Exists() {
+			return fmt.Sprintf("must be %s, got %s", w, describeCUE(v, got))
+		}
+	case msg == "field not allowed":
+		if allowed := allowedAt(labels, raw); allowed != nil {
+			return fmt.Sprintf("field not allowed (allowed: %s)", strings.Join(allowed, ", "))
+		}
+	}
+	return msg
+}
+
+// describeCUE renders a user's value for an error message the way node.describe does.
+func describeCUE(v cue.Value, kind string) string {
+	switch kind {
+	case "string", "int", "float", "number", "bool", "null":
+		s := fmt.Sprint(v)
+		if len(s) > 62 {
+			s = s[:59] + "...\""
+		}
+		return s
+	}
+	return "a " + kind
+}
+
+// missingField returns the path of the first field along labels that the
+// user's instance lacks, when the incomplete value lies at or below a field
+// the user did not write (a required list yields an error at its element 0).
+func missingField(labels []string, raw cue.Value) []string {
+	if !raw.Exists() {
+		return nil
+	}
+	for n := 1; n <= len(labels); n++ {
+		if !lookup(raw, labels[:n]).Exists() {
+			return labels[:n]
+		}
+	}
+	return nil
+}
+
+// lookup finds the value at a path given as CUE error labels (quoted labels, list indexes).
+func lookup(v cue.Value, labels []string) cue.Value {
+	sels := make([]cue.Selector, 0, len(labels))
+	for _, l := range labels {
+		if i, err := strconv.Atoi(l); err == nil {
+			sels = append(sels, cue.Index(i))
+			continue
+		}
+		if u, err := strconv.Unquote(l); err == nil {
+			l = u
+		}
+		sels = append(sels, cue.Str(l))
+	}
+	return v.LookupPath(cue.MakePath(sels...))
+}
+
+// mergeDisjunctions replaces CUE's one-error-per-alternative report of a
+// value outside an enumeration with a single error naming the choices.
+func mergeDisjunctions(errs Errors, paths map[string]bool, raw cue.Value) Errors {
+	if len(paths) == 0 {
+		return errs
+	}
+	out := errs[:0]
+	done := map[string]bool{}
+	for _, e := range errs {
+		if !paths[e.Path] || !strings.HasPrefix(e.Message, "conflicting values ") {
+			out = append(out, e)
+			continue
+		}
+		if done[e.Path] {
+			continue
+		}
+		done[e.Path] = true
+		got := "the value"
+		if raw.Exists() {
+			if v := lookup(raw, strings.Split(e.Path, ".")); v.Exists() {
+				got = fmt.Sprint(v)
+			}
+		}
+		if choices := choicesAt(strings.Split(e.Path, ".")); choices != nil {
+			e.Message = fmt.Sprintf("invalid value %s (want one of %s)", got, quoteAll(choices))
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// allowedAt returns the fields allowed in the struct that holds the field at labels.
+func allowedAt(labels []string, raw cue.Value) []string {
+	if len(labels) == 0 {
+		return nil
+	}
+	parent := labels[:len(labels)-1]
+	typeOf := func() string {
+		if !raw.Exists() {
+			return ""
+		}
+		s, _ := lookup(raw, append(parent[:len(parent):len(parent)], "type")).String()
+		return s
+	}
+	switch shape(parent) {
+	case "":
+		return topFields
+	case "roles.*":
+		return roleFields
+	case "roles.*.permissions.#":
+		return rolePermissionFields
+	case "groups.*":
+		return groupFields
+	case "records.*":
+		return recordFields
+	case "records.*.statements.#":
+		return statementFields
+	case "resourceServers.*":
+		return serverFields
+	case "resourceServers.*.resources.*":
+		return resourceFields
+	case "resourceServers.*.policies.*":
+		return fieldsFor(policyBaseFields, policyTypeFields, typeOf())
+	case "resourceServers.*.policies.*.hours":
+		return hoursFields
+	case "resourceServers.*.permissions.*":
+		return fieldsFor(permissionBaseFields, permissionTypeFields, typeOf())
+	case "tests.*":
+		return testFields
+	}
+	return nil
+}
+
+// choicesAt returns the values allowed for an enumerated field.
+func choicesAt(labels []string) []string {
+	switch shape(labels) {
+	case "resourceServers.*.decisionStrategy":
+		return []string{StrategyUnanimous, StrategyAffirmative}
+	case "resourceServers.*.enforcementMode":
+		return []string{EnforcementEnforcing, EnforcementPermissive, EnforcementDisabled}
+	case "resourceServers.*.policies.*.logic", "resourceServers.*.permissions.*.logic":
+		return []string{LogicPositive, LogicNegative}
+	case "resourceServers.*.policies.*.type":
+		return []string{PolicyRole, PolicyUser, PolicyGroup, PolicyTime, PolicyAggregate}
+	case "resourceServers.*.policies.*.decisionStrategy", "resourceServers.*.permissions.*.decisionStrategy":
+		return []string{StrategyUnanimous, StrategyAffirmative, StrategyConsensus}
+	case "resourceServers.*.policies.*.weekdays.#":
+		return weekdays
+	case "resourceServers.*.permissions.*.type":
+		return []string{PermissionScope, PermissionResource}
+	case "tests.*.expect":
+		return []string{"allow", "deny"}
+	}
+	return nil
+}
+
+// shape abstracts a path: entity IDs become "*" and list indexes "#".
+func shape(labels []string) string {
+	out := make([]string, len(labels))
+	for i, l := range labels {
+		switch {
+		case i > 0 && isEntityMap(labels[i-1], i-1):
+			out[i] = "*"
+		case len(l) > 0 && l[0] >= '0' && l[0] <= '9':
+			out[i] = "#"
+		default:
+			out[i] = l
+		}
+	}
+	return strings.Join(out, ".")
+}
+
+// isEntityMap reports whether the label at depth i holds entities keyed by ID.
+func isEntityMap(label string, i int) bool {
+	switch label {
+	case "roles", "groups", "records", "resourceServers", "tests":
+		return i == 0
+	case "resources", "policies", "permissions":
+		return i == 2
+	}
+	return false
+}

@@ -1,0 +1,182 @@
+package schema
+
+import (
+	"reflect"
+	"slices"
+	"time"
+)
+
+// Change is an entity present in both revisions of a diff.
+type Change[T any] struct {
+	Old T
+	New T
+}
+
+// EntityDiff lists how the entities of one kind changed between two
+// revisions, each list sorted by entity ID (test name for tests).
+type EntityDiff[T any] struct {
+	// Added holds entities only in the head revision.
+	Added []T
+	// Removed holds entities only in the base revision.
+	Removed []T
+	// Changed holds entities whose content differs.
+	Changed []Change[T]
+	// Moved holds entities whose content is equal but whose source
+	// positions differ (a file was renamed or lines were inserted above).
+	// They change no decision, only the positions shown in traces.
+	Moved []Change[T]
+}
+
+// Empty reports whether nothing of this kind was added, removed, changed or moved.
+func (d *EntityDiff[T]) Empty() bool {
+	return len(d.Added) == 0 && len(d.Removed) == 0 && len(d.Changed) == 0 && len(d.Moved) == 0
+}
+
+// Diff is the structural difference between two policies, per entity kind.
+type Diff struct {
+	Roles           EntityDiff[*Role]
+	Groups          EntityDiff[*Group]
+	Records         EntityDiff[*Record]
+	ResourceServers EntityDiff[*ResourceServer]
+	Tests           EntityDiff[*Test]
+}
+
+// Empty reports whether the two policies hold the same entities with the same content and positions.
+func (d *Diff) Empty() bool {
+	return d.Roles.Empty() && d.Groups.Empty() && d.Records.Empty() &&
+		d.ResourceServers.Empty() && d.Tests.Empty()
+}
+
+// DiffPolicies returns the entities added, removed, changed and moved from
+// base to head. A nil policy counts as empty. Entities are compared by
+// content, ignoring every Pos; two pointers to the same entity are equal
+// without being inspected, so a loader that shares unchanged entities
+// between revisions makes the diff cheap.
+func DiffPolicies(base, head *Policy) *Diff {
+	if base == nil {
+		base = NewPolicy()
+	}
+	if head == nil {
+		head = NewPolicy()
+	}
+	return &Diff{
+		Roles:           diffMaps(base.Roles, head.Roles),
+		Groups:          diffMaps(base.Groups, head.Groups),
+		Records:         diffMaps(base.Records, head.Records),
+		ResourceServers: diffMaps(base.ResourceServers, head.ResourceServers),
+		Tests:           diffMaps(base.Tests, head.Tests),
+	}
+}
+
+func diffMaps[T comparable](base, head map[string]T) EntityDiff[T] {
+	var d EntityDiff[T]
+	for _, id := range sortedKeys(base) {
+		old := base[id]
+		cur, ok := head[id]
+		switch {
+		case !ok:
+			d.Removed = append(d.Removed, old)
+		case old == cur:
+		case !EqualIgnoringPos(old, cur):
+			d.Changed = append(d.Changed, Change[T]{Old: old, New: cur})
+		case !reflect.DeepEqual(old, cur):
+			d.Moved = append(d.Moved, Change[T]{Old: old, New: cur})
+		}
+	}
+	for _, id := range sortedKeys(head) {
+		if _, ok := base[id]; !ok {
+			d.Added = append(d.Added, head[id])
+		}
+	}
+	return d
+}
+
+func sortedKeys[T any](m map[string]T) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+var (
+	posType  = reflect.TypeFor[Pos]()
+	timeType = reflect.TypeFor[time.Time]()
+)
+
+// EqualIgnoringPos reports whether a and b hold the same content, ignoring
+// every Pos field at any depth. A nil slice or map equals an empty one, and
+// times are equal when they denote the same instant.
+func EqualIgnoringPos(a, b any) bool {
+	return equalValue(reflect.ValueOf(a), reflect.ValueOf(b))
+}
+
+func equalValue(a, b reflect.Value) bool {
+	if a.IsValid() != b.IsValid() {
+		return false
+	}
+	if !a.IsValid() {
+		return true
+	}
+	if a.Type() != b.Type() {
+		return false
+	}
+	switch a.Type() {
+	case posType:
+		return true
+	case timeType:
+		return a.Interface().(time.Time).Equal(b.Interface().(time.Time))
+	}
+	switch a.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if a.IsNil() || b.IsNil() {
+			return a.IsNil() == b.IsNil()
+		}
+		if a.Kind() == reflect.Pointer && a.Pointer() == b.Pointer() {
+			return true
+		}
+		return equalValue(a.Elem(), b.Elem())
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if !equalValue(a.Field(i), b.Field(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Slice, reflect.Array:
+		if a.Len() != b.Len() {
+			return false
+		}
+		for i := range a.Len() {
+			if !equalValue(a.Index(i), b.Index(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Map:
+		if a.Len() != b.Len() {
+			return false
+		}
+		iter := a.MapRange()
+		for iter.Next() {
+			bv := b.MapIndex(iter.Key())
+			if !bv.IsValid() || !equalValue(iter.Value(), bv) {
+				return false
+			}
+		}
+		return true
+	case reflect.String:
+		return a.String() == b.String()
+	case reflect.Bool:
+		return a.Bool() == b.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return a.Int() == b.Int()
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return a.Uint() == b.Uint()
+	case reflect.Float32, reflect.Float64:
+		return a.Float() == b.Float()
+	default:
+		return reflect.DeepEqual(a.Interface(), b.Interface())
+	}
+}

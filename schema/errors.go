@@ -1,0 +1,107 @@
+package schema
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue/ast"
+)
+
+// ErrNoPolicy is returned by Load when the policy root holds no policy file.
+var ErrNoPolicy = errors.New("no policy files (*.cue, *.json, *.yaml, *.yml) found")
+
+// Error is one problem with a policy, at a position in a user's file.
+type Error struct {
+	Pos     Pos
+	Path    string // the field, in CUE syntax: roles.Admin.permissions.0.action
+	Message string
+}
+
+// Error renders the error as "file:line:col: path: message".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Pos.String())
+	b.WriteString(": ")
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Message)
+	return b.String()
+}
+
+// Errors is every problem found in a policy, sorted by file, line and column.
+type Errors []*Error
+
+// Error renders one error per line.
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// sortErrors orders errors by position, then path and message, and drops exact duplicates.
+func sortErrors(es Errors) Errors {
+	slices.SortStableFunc(es, func(a, b *Error) int {
+		return cmp.Or(
+			cmp.Compare(a.Pos.File, b.Pos.File),
+			cmp.Compare(a.Pos.Line, b.Pos.Line),
+			cmp.Compare(a.Pos.Col, b.Pos.Col),
+			cmp.Compare(a.Path, b.Path),
+			cmp.Compare(a.Message, b.Message),
+		)
+	})
+	return slices.CompactFunc(es, func(a, b *Error) bool {
+		return a.Pos == b.Pos && a.Path == b.Path && a.Message == b.Message
+	})
+}
+
+// fieldPath is a field path built while decoding; it is rendered only when an error needs it.
+type fieldPath struct {
+	parent *fieldPath
+	label  string
+	index  int // list index when label == ""
+}
+
+func (p *fieldPath) field(label string) *fieldPath { return &fieldPath{parent: p, label: label} }
+func (p *fieldPath) elem(i int) *fieldPath         { return &fieldPath{parent: p, index: i} }
+
+// String renders the path the way CUE does: identifiers bare, other labels
+// quoted, list indexes as numbers.
+func (p *fieldPath) String() string {
+	var parts []string
+	for q := p; q != nil; q = q.parent {
+		parts = append(parts, q.selector())
+	}
+	slices.Reverse(parts)
+	return strings.Join(parts, ".")
+}
+
+func (p *fieldPath) selector() string {
+	if p.label == "" {
+		return strconv.Itoa(p.index)
+	}
+	return quoteLabel(p.label)
+}
+
+// quoteLabel renders a field label as CUE prints it in a path.
+func quoteLabel(label string) string {
+	if ast.IsValidIdent(label) && !strings.HasPrefix(label, "#") && !strings.HasPrefix(label, "_") {
+		return label
+	}
+	return strconv.Quote(label)
+}
+
+// joinPath renders labels as a CUE path.
+func joinPath(labels ...string) string {
+	var p *fieldPath
+	for _, l := range labels {
+		p = p.field(l)
+	}
+	return p.String()
+}

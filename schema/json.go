@@ -1,0 +1,300 @@
+package schema
+
+import (
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// maxDepth bounds the nesting of data files; the schema needs seven levels.
+const maxDepth = 64
+
+// parseJSON parses a JSON document into a node tree whose positions point
+// into file. It is a small recursive-descent parser because encoding/json
+// reports no positions, and the positions of entities are needed for error
+// messages and decision traces.
+func parseJSON(file string, src []byte) (*node, *Error) {
+	p := &jsonParser{file: file, src: src, line: 1}
+	p.skipSpace()
+	n, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	p.skipSpace()
+	if p.off < len(p.src) {
+		return nil, p.errorf("unexpected %q after the top-level value", p.src[p.off])
+	}
+	return n, nil
+}
+
+type jsonParser struct {
+	file      string
+	src       []byte
+	off       int
+	line      int
+	lineStart int
+}
+
+func (p *jsonParser) pos() Pos {
+	return Pos{File: p.file, Line: p.line, Col: utf8.RuneCount(p.src[p.lineStart:p.off]) + 1}
+}
+
+func (p *jsonParser) errorf(format string, args ...any) *Error {
+	return &Error{Pos: p.pos(), Message: "invalid JSON: " + fmt.Sprintf(format, args...)}
+}
+
+func (p *jsonParser) skipSpace() {
+	for p.off < len(p.src) {
+		switch p.src[p.off] {
+		case '\n':
+			p.line++
+			p.lineStart = p.off + 1
+		case ' ', '\t', '\r':
+		default:
+			return
+		}
+		p.off++
+	}
+}
+
+func (p *jsonParser) value(depth int) (*node, *Error) {
+	if depth > maxDepth {
+		return nil, p.errorf("nested deeper than %d levels", maxDepth)
+	}
+	if p.off >= len(p.src) {
+		return nil, p.errorf("unexpected end of file")
+	}
+	pos := p.pos()
+	switch c := p.src[p.off]; {
+	case c == '{':
+		return p.object(pos, depth)
+	case c == '[':
+		return p.array(pos, depth)
+	case c == '"':
+		s, err := p.string()
+		if err != nil {
+			return nil, err
+		}
+		return &node{kind: kindString, str: s, pos: pos}, nil
+	case c == '-' || '0' <= c && c <= '9':
+		return p.number(pos)
+	default:
+		for _, lit := range [...]struct {
+			text string
+			n    node
+		}{{"true", node{kind: kindBool, b: true}}, {"false", node{kind: kindBool}}, {"null", node{kind: kindNull}}} {
+			if p.hasPrefix(lit.text) {
+				p.off += len(lit.text)
+				n := lit.n
+				n.pos = pos
+				return &n, nil
+			}
+		}
+		return nil, p.errorf("unexpected %q", c)
+	}
+}
+
+func (p *jsonParser) hasPrefix(s string) bool {
+	return len(p.src)-p.off >= len(s) && string(p.src[p.off:p.off+len(s)]) == s
+}
+
+func (p *jsonParser) object(pos Pos, depth int) (*node, *Error) {
+	n := &node{kind: kindObject, pos: pos}
+	p.off++ // {
+	p.skipSpace()
+	if p.off < len(p.src) && p.src[p.off] == '}' {
+		p.off++
+		return n, nil
+	}
+	for {
+		p.skipSpace()
+		if p.off >= len(p.src) || p.src[p.off] != '"' {
+			return nil, p.errorf("expected a quoted field name")
+		}
+		keyPos := p.pos()
+		key, err := p.string()
+		if err != nil {
+			return nil, err
+		}
+		p.skipSpace()
+		if p.off >= len(p.src) || p.src[p.off] != ':' {
+			return nil, p.errorf("expected ':' after field name %q", key)
+		}
+		p.off++
+		p.skipSpace()
+		val, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		n.fields = append(n.fields, field{key: key, pos: keyPos, val: val})
+		p.skipSpace()
+		if p.off >= len(p.src) {
+			return nil, p.errorf("unexpected end of file in an object")
+		}
+		switch p.src[p.off] {
+		case ',':
+			p.off++
+		case '}':
+			p.off++
+			return n, nil
+		default:
+			return nil, p.errorf("expected ',' or '}' in an object, found %q", p.src[p.off])
+		}
+	}
+}
+
+func (p *jsonParser) array(pos Pos, depth int) (*node, *Error) {
+	n := &node{kind: kindArray, pos: pos}
+	p.off++ // [
+	p.skipSpace()
+	if p.off < len(p.src) && p.src[p.off] == ']' {
+		p.off++
+		return n, nil
+	}
+	for {
+		p.skipSpace()
+		val, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		n.items = append(n.items, val)
+		p.skipSpace()
+		if p.off >= len(p.src) {
+			return nil, p.errorf("unexpected end of file in a list")
+		}
+		switch p.src[p.off] {
+		case ',':
+			p.off++
+		case ']':
+			p.off++
+			return n, nil
+		default:
+			return nil, p.errorf("expected ',' or ']' in a list, found %q", p.src[p.off])
+		}
+	}
+}
+
+func (p *jsonParser) number(pos Pos) (*node, *Error) {
+	start := p.off
+	if p.src[p.off] == '-' {
+		p.off++
+	}
+	digits := func() int {
+		s := p.off
+		for p.off < len(p.src) && '0' <= p.src[p.off] && p.src[p.off] <= '9' {
+			p.off++
+		}
+		return p.off - s
+	}
+	if digits() == 0 {
+		return nil, p.errorf("malformed number")
+	}
+	if p.off < len(p.src) && p.src[p.off] == '.' {
+		p.off++
+		if digits() == 0 {
+			return nil, p.errorf("malformed number")
+		}
+	}
+	if p.off < len(p.src) && (p.src[p.off] == 'e' || p.src[p.off] == 'E') {
+		p.off++
+		if p.off < len(p.src) && (p.src[p.off] == '+' || p.src[p.off] == '-') {
+			p.off++
+		}
+		if digits() == 0 {
+			return nil, p.errorf("malformed number")
+		}
+	}
+	return &node{kind: kindNumber, str: string(p.src[start:p.off]), pos: pos}, nil
+}
+
+// string reads a quoted string; the common case without escapes is one allocation.
+func (p *jsonParser) string() (string, *Error) {
+	p.off++ // opening quote
+	start := p.off
+	for p.off < len(p.src) {
+		c := p.src[p.off]
+		switch {
+		case c == '"':
+			s := string(p.src[start:p.off])
+			p.off++
+			return s, nil
+		case c == '\\':
+			return p.escapedString(start)
+		case c < 0x20:
+			return "", p.errorf("control character in a string")
+		}
+		p.off++
+	}
+	return "", p.errorf("unterminated string")
+}
+
+func (p *jsonParser) escapedString(start int) (string, *Error) {
+	buf := append([]byte(nil), p.src[start:p.off]...)
+	for p.off < len(p.src) {
+		c := p.src[p.off]
+		switch {
+		case c == '"':
+			p.off++
+			return string(buf), nil
+		case c < 0x20:
+			return "", p.errorf("control character in a string")
+		case c != '\\':
+			buf = append(buf, c)
+			p.off++
+			continue
+		}
+		if p.off+1 >= len(p.src) {
+			break
+		}
+		esc := p.src[p.off+1]
+		p.off += 2
+		switch esc {
+		case '"', '\\', '/':
+			buf = append(buf, esc)
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			r, ok := p.hex4()
+			if !ok {
+				return "", p.errorf("malformed \\u escape")
+			}
+			if utf16.IsSurrogate(r) {
+				if p.hasPrefix(`\u`) {
+					p.off += 2
+					r2, ok := p.hex4()
+					if !ok {
+						return "", p.errorf("malformed \\u escape")
+					}
+					r = utf16.DecodeRune(r, r2)
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			buf = utf8.AppendRune(buf, r)
+		default:
+			return "", p.errorf("unknown escape \\%c", esc)
+		}
+	}
+	return "", p.errorf("unterminated string")
+}
+
+func (p *jsonParser) hex4() (rune, bool) {
+	if len(p.src)-p.off < 4 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(p.src[p.off:p.off+4]), 16, 32)
+	if err != nil {
+		return 0, false
+	}
+	p.off += 4
+	return rune(v), true
+}

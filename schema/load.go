@@ -1,0 +1,310 @@
+package schema
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// Loader reads policy roots into Policies. It caches the decoded result of
+// each unit (a directory's CUE files, or one data file) by the hash of its
+// content, so that a reload evaluates only what changed. A Loader is safe
+// for concurrent use; Policies it returns share cached entities and are
+// read-only.
+type Loader struct {
+	mu    sync.Mutex
+	cache map[string]*unitResult // by unit key
+	// Workers bounds how many units are evaluated at once (default GOMAXPROCS).
+	Workers int
+}
+
+// NewLoader returns a Loader with an empty cache.
+func NewLoader() *Loader {
+	return &Loader{cache: map[string]*unitResult{}}
+}
+
+// unit is what is evaluated on its own: the CUE files of one directory, or one data file.
+type unit struct {
+	key   string // "dir:" + directory, or "file:" + file name
+	dir   string
+	files []sourceFile
+	hash  [sha256.Size]byte
+}
+
+type unitResult struct {
+	hash   [sha256.Size]byte
+	policy *Policy
+	errs   Errors
+}
+
+// Stats says how much work the last Load did; tests and benchmarks read it.
+type Stats struct {
+	Units     int // units found
+	Evaluated int // units evaluated (not taken from the cache)
+}
+
+// Load reads the policy root fsys (see SPEC section 1), validates it
+// (section 3.1, without running tests) and returns the merged policy. When
+// the policy is invalid the error is an Errors holding every problem, sorted
+// by position. It returns ErrNoPolicy when fsys holds no policy file, and
+// other errors for I/O failures.
+func (l *Loader) Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
+	p, _, err := l.LoadStats(ctx, fsys)
+	return p, err
+}
+
+// LoadStats is Load that also reports how much was evaluated.
+func (l *Loader) LoadStats(ctx context.Context, fsys fs.FS) (*Policy, Stats, error) {
+	units, err := readUnits(ctx, fsys)
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	if len(units) == 0 {
+		return nil, Stats{}, ErrNoPolicy
+	}
+	results, evaluated, err := l.evaluate(ctx, units)
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	stats := Stats{Units: len(units), Evaluated: evaluated}
+	var errs Errors
+	for _, r := range results {
+		errs = append(errs, r.errs...)
+	}
+	if len(errs) > 0 {
+		return nil, stats, sortErrors(errs)
+	}
+	merged, errs := merge(results)
+	errs = append(errs, Check(merged)...)
+	if len(errs) > 0 {
+		return nil, stats, sortErrors(errs)
+	}
+	return merged, stats, nil
+}
+
+// readUnits walks fsys and groups its policy files into units, skipping
+// hidden files and directories and CUE's module directory.
+func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
+	dirs := map[string]*unit{}
+	var units []*unit
+	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		base := path.Base(name)
+		if name != "." && strings.HasPrefix(base, ".") || d.IsDir() && base == "cue.mod" {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		ext := path.Ext(name)
+		if ext != ".cue" && ext != ".json" && ext != ".yaml" && ext != ".yml" {
+			return nil
+		}
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		f := sourceFile{name: name, data: data}
+		if ext != ".cue" {
+			u := &unit{key: "file:" + name, dir: path.Dir(name), files: []sourceFile{f}}
+			units = append(units, u)
+			return nil
+		}
+		dir := path.Dir(name)
+		u, ok := dirs[dir]
+		if !ok {
+			u = &unit{key: "dir:" + dir, dir: dir}
+			dirs[dir] = u
+			units = append(units, u)
+		}
+		u.files = append(u.files, f)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read policy root: %w", err)
+	}
+	for _, u := range units {
+		h := sha256.New()
+		for _, f := range u.files {
+			fmt.Fprintf(h, "%s\x00%d\x00", f.name, len(f.data))
+			h.Write(f.data)
+		}
+		h.Sum(u.hash[:0])
+	}
+	slices.SortFunc(units, func(a, b *unit) int { return strings.Compare(a.key, b.key) })
+	return units, nil
+}
+
+// evaluate returns each unit's result, from the cache when its hash is
+// unchanged, else by evaluating it on one of l.Workers goroutines. The cache
+// keeps only the units of this load.
+func (l *Loader) evaluate(ctx context.Context, units []*unit) ([]*unitResult, int, error) {
+	results := make([]*unitResult, len(units))
+	var todo []int
+	l.mu.Lock()
+	for i, u := range units {
+		if r, ok := l.cache[u.key]; ok && r.hash == u.hash {
+			results[i] = r
+		} else {
+			todo = append(todo, i)
+		}
+	}
+	l.mu.Unlock()
+
+	workers := l.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] = evalUnit(units[i])
+			}
+		}()
+	}
+feed:
+	for _, i := range todo {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+
+	fresh := make(map[string]*unitResult, len(units))
+	for i, u := range units {
+		fresh[u.key] = results[i]
+	}
+	l.mu.Lock()
+	l.cache = fresh
+	l.mu.Unlock()
+	return results, len(todo), nil
+}
+
+// evalUnit decodes and validates one unit on its own.
+func evalUnit(u *unit) *unitResult {
+	r := &unitResult{hash: u.hash}
+	for _, f := range u.files {
+		if err := checkUTF8(f); err != nil {
+			r.errs = append(r.errs, err)
+		}
+	}
+	if len(r.errs) > 0 {
+		return r
+	}
+	if strings.HasPrefix(u.key, "dir:") {
+		r.policy, r.errs = evalCUE(u.dir, u.files)
+		return r
+	}
+	f := u.files[0]
+	var tree *node
+	var perr *Error
+	if path.Ext(f.name) == ".json" {
+		tree, perr = parseJSON(f.name, f.data)
+	} else {
+		tree, perr = parseYAML(f.name, f.data)
+	}
+	if perr != nil {
+		r.errs = Errors{perr}
+		return r
+	}
+	r.policy, r.errs = decodePolicy(tree)
+	return r
+}
+
+// checkUTF8 reports the position of the first byte that is not UTF-8.
+func checkUTF8(f sourceFile) *Error {
+	if utf8.Valid(f.data) {
+		return nil
+	}
+	line, col := 1, 1
+	for i := 0; i < len(f.data); {
+		r, size := utf8.DecodeRune(f.data[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return &Error{Pos: Pos{File: f.name, Line: line, Col: col}, Message: fmt.Sprintf("file is not UTF-8: invalid byte 0x%02x", f.data[i])}
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		i += size
+	}
+	return nil
+}
+
+// merge combines the units' policies into one. An entity declared in two
+// units is an error that names both places.
+func merge(results []*unitResult) (*Policy, Errors) {
+	out := NewPolicy()
+	n := [5]int{}
+	for _, r := range results {
+		n[0] += len(r.policy.Roles)
+		n[1] += len(r.policy.Groups)
+		n[2] += len(r.policy.Records)
+		n[3] += len(r.policy.ResourceServers)
+		n[4] += len(r.policy.Tests)
+	}
+	out.Roles = make(map[string]*Role, n[0])
+	out.Groups = make(map[string]*Group, n[1])
+	out.Records = make(map[string]*Record, n[2])
+	out.ResourceServers = make(map[string]*ResourceServer, n[3])
+	out.Tests = make(map[string]*Test, n[4])
+	var errs Errors
+	for _, r := range results {
+		errs = mergeInto(out.Roles, r.policy.Roles, "roles", func(e *Role) Pos { return e.Pos }, errs)
+		errs = mergeInto(out.Groups, r.policy.Groups, "groups", func(e *Group) Pos { return e.Pos }, errs)
+		errs = mergeInto(out.Records, r.policy.Records, "records", func(e *Record) Pos { return e.Pos }, errs)
+		errs = mergeInto(out.ResourceServers, r.policy.ResourceServers, "resourceServers", func(e *ResourceServer) Pos { return e.Pos }, errs)
+		errs = mergeInto(out.Tests, r.policy.Tests, "tests", func(e *Test) Pos { return e.Pos }, errs)
+	}
+	return out, errs
+}
+
+func mergeInto[T any](dst, src map[string]*T, kind string, pos func(*T) Pos, errs Errors) Errors {
+	for id, e := range src {
+		if prev, dup := dst[id]; dup {
+			first, second := pos(prev), pos(e)
+			if second.Less(first) {
+				first, second = second, first
+			}
+			errs = append(errs, &Error{Pos: second, Path: joinPath(kind, id),
+				Message: fmt.Sprintf("declared again: it is already declared at %s (an entity may be declared in one directory or data file only)", first)})
+			continue
+		}
+		dst[id] = e
+	}
+	return errs
+}
+
+// IsUserError reports whether err describes a problem in the policy files
+// (as opposed to I/O or usage).
+func IsUserError(err error) bool {
+	var es Errors
+	return errors.As(err, &es)
+}

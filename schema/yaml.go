@@ -1,0 +1,81 @@
+package schema
+
+import (
+	"errors"
+	"fmt"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxYAMLNodes bounds the nodes a YAML file may expand to through aliases.
+const maxYAMLNodes = 10_000_000
+
+// parseYAML parses a single-document YAML file into a node tree.
+func parseYAML(file string, src []byte) (*node, *Error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		line := 1
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			fmt.Sscanf(err.Error(), "yaml: line %d:", &line)
+		}
+		return nil, &Error{Pos: Pos{File: file, Line: line, Col: 1}, Message: "invalid YAML: " + err.Error()}
+	}
+	if doc.Kind == 0 {
+		return &node{kind: kindObject, pos: Pos{File: file, Line: 1, Col: 1}}, nil
+	}
+	budget := maxYAMLNodes
+	return fromYAML(file, &doc, 0, &budget)
+}
+
+func fromYAML(file string, y *yaml.Node, depth int, budget *int) (*node, *Error) {
+	pos := Pos{File: file, Line: y.Line, Col: y.Column}
+	*budget--
+	if depth > maxDepth || *budget < 0 {
+		return nil, &Error{Pos: pos, Message: "invalid YAML: nested too deeply or expands to too many values"}
+	}
+	switch y.Kind {
+	case yaml.DocumentNode:
+		return fromYAML(file, y.Content[0], depth, budget)
+	case yaml.AliasNode:
+		return fromYAML(file, y.Alias, depth+1, budget)
+	case yaml.MappingNode:
+		n := &node{kind: kindObject, pos: pos}
+		for i := 0; i+1 < len(y.Content); i += 2 {
+			k, v := y.Content[i], y.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				return nil, &Error{Pos: Pos{File: file, Line: k.Line, Col: k.Column}, Message: "invalid YAML: a field name must be a scalar"}
+			}
+			val, err := fromYAML(file, v, depth+1, budget)
+			if err != nil {
+				return nil, err
+			}
+			n.fields = append(n.fields, field{key: k.Value, pos: Pos{File: file, Line: k.Line, Col: k.Column}, val: val})
+		}
+		return n, nil
+	case yaml.SequenceNode:
+		n := &node{kind: kindArray, pos: pos}
+		for _, c := range y.Content {
+			val, err := fromYAML(file, c, depth+1, budget)
+			if err != nil {
+				return nil, err
+			}
+			n.items = append(n.items, val)
+		}
+		return n, nil
+	}
+	switch y.ShortTag() {
+	case "!!null":
+		return &node{kind: kindNull, pos: pos}, nil
+	case "!!bool":
+		var b bool
+		if err := y.Decode(&b); err != nil {
+			return nil, &Error{Pos: pos, Message: "invalid YAML: " + err.Error()}
+		}
+		return &node{kind: kindBool, b: b, pos: pos}, nil
+	case "!!int", "!!float":
+		return &node{kind: kindNumber, str: y.Value, pos: pos}, nil
+	default:
+		return &node{kind: kindString, str: y.Value, pos: pos}, nil
+	}
+}
