@@ -1,0 +1,441 @@
+package engine
+
+// A deliberately naive reference evaluator of SPEC section 2: direct loops
+// over schema.Policy with its own string matching, no memdb, no compiled
+// tables. It shares no code with the engine, so that the differential
+// tests compare two independent readings of the SPEC.
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/charter-policy/charter/schema"
+)
+
+// refURI normalizes a URI; ok is false for an empty one or an empty segment.
+func refURI(s string) (string, bool) {
+	s = strings.TrimPrefix(s, "/")
+	s = strings.TrimSuffix(s, "/")
+	if s == "" {
+		return "", false
+	}
+	for _, seg := range strings.Split(s, "/") {
+		if seg == "" {
+			return "", false
+		}
+		for _, c := range seg {
+			if c < 0x20 {
+				return "", false
+			}
+		}
+	}
+	return s, true
+}
+
+// refCovers: pattern covers uri when its segments are a prefix of uri's, "*" matching any one.
+func refCovers(pattern, uri string) bool {
+	ps := strings.Split(pattern, "/")
+	us := strings.Split(uri, "/")
+	if len(us) < len(ps) {
+		return false
+	}
+	for i := range ps {
+		if ps[i] != "*" && ps[i] != us[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// refActionMatches: a role entry's action matches itself and every action below it.
+func refActionMatches(pattern, action string) bool {
+	p := strings.ToLower(pattern)
+	a := strings.ToLower(action)
+	if p == "*" {
+		return true
+	}
+	p = strings.TrimSuffix(p, ":*")
+	ps := strings.Split(p, ":")
+	as := strings.Split(a, ":")
+	if len(as) < len(ps) {
+		return false
+	}
+	for i := range ps {
+		if ps[i] != as[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// refActionCovers: h matches every action p matches.
+func refActionCovers(h, p string) bool {
+	if h == "*" {
+		return true
+	}
+	if p == "*" {
+		return false
+	}
+	return refActionMatches(h, strings.TrimSuffix(strings.ToLower(p), ":*"))
+}
+
+func refInGroup(p *schema.Policy, user, group string) bool {
+	g := p.Groups[group]
+	return g != nil && slices.Contains(g.Users, user)
+}
+
+func refStatementApplies(p *schema.Policy, r *schema.Record, st *schema.Statement, user string) bool {
+	users, groups := r.Users, r.Groups
+	if len(st.Users) > 0 || len(st.Groups) > 0 {
+		users, groups = st.Users, st.Groups
+	}
+	if slices.Contains(users, user) {
+		return true
+	}
+	for _, g := range groups {
+		if refInGroup(p, user, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// refStatements returns every statement that applies to user and covers uri in env.
+func refStatements(p *schema.Policy, user, uri, env string) []*schema.Statement {
+	var out []*schema.Statement
+	for _, r := range p.Records {
+		if e := r.Tags["environment"]; env != "" && e != "" && e != env {
+			continue
+		}
+		for i := range r.Statements {
+			st := &r.Statements[i]
+			if !refStatementApplies(p, r, st, user) {
+				continue
+			}
+			for _, res := range st.Resources {
+				if n, ok := refURI(res); ok && refCovers(n, uri) {
+					out = append(out, st)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+func refRoles(p *schema.Policy, user, uri, env string) []string {
+	set := map[string]bool{}
+	for _, st := range refStatements(p, user, uri, env) {
+		for _, r := range st.Roles {
+			set[r] = true
+		}
+	}
+	var out []string
+	for r := range set {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func refEntries(p *schema.Policy, user, uri, env string) []Entry {
+	merged := map[string]*Entry{}
+	for _, id := range refRoles(p, user, uri, env) {
+		role := p.Roles[id]
+		if role == nil {
+			continue
+		}
+		for _, rp := range role.Permissions {
+			a := strings.TrimSuffix(strings.ToLower(rp.Action), ":*")
+			e := merged[a]
+			if e == nil {
+				e = &Entry{Action: a}
+				merged[a] = e
+			}
+			e.Allow = e.Allow || rp.Allow
+			e.Grant = e.Grant || rp.Grant
+			e.Delegate = e.Delegate || rp.Delegate
+		}
+	}
+	var out []Entry
+	for _, e := range merged {
+		out = append(out, *e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Action < out[j].Action })
+	return out
+}
+
+func refRecordAllows(p *schema.Policy, user, uri, action, env string) bool {
+	for _, st := range refStatements(p, user, uri, env) {
+		for _, id := range st.Roles {
+			if role := p.Roles[id]; role != nil {
+				for _, rp := range role.Permissions {
+					if rp.Allow && refActionMatches(rp.Action, action) {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+func refAssignable(p *schema.Policy, user, uri, roleID, env string) bool {
+	held := refEntries(p, user, uri, env)
+	for _, want := range p.Roles[roleID].Permissions {
+		ok := false
+		for _, h := range held {
+			if !refActionCovers(h.Action, want.Action) {
+				continue
+			}
+			if want.Grant || want.Delegate {
+				ok = ok || h.Delegate
+			} else {
+				ok = ok || h.Grant || h.Delegate
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func refStrategy(strategy string, grants, denies int) bool {
+	switch strategy {
+	case "affirmative":
+		return grants >= 1
+	case "consensus":
+		return grants > denies
+	default:
+		return denies == 0
+	}
+}
+
+func refPolicy(p *schema.Policy, s *schema.ResourceServer, id, user, uri, env string, t time.Time, depth int) bool {
+	pol := s.Policies[id]
+	if pol == nil || depth > 40 {
+		return false
+	}
+	var v bool
+	switch pol.Type {
+	case "role":
+		held := refRoles(p, user, uri, env)
+		n := 0
+		for _, r := range pol.Roles {
+			if slices.Contains(held, r) {
+				n++
+			}
+		}
+		v = n > 0
+		if pol.RequireAll {
+			v = n == len(pol.Roles)
+		}
+	case "user":
+		v = slices.Contains(pol.Users, user)
+	case "group":
+		for _, g := range pol.Groups {
+			v = v || refInGroup(p, user, g)
+		}
+	case "time":
+		v = true
+		if pol.NotBefore != nil && t.Before(*pol.NotBefore) {
+			v = false
+		}
+		if pol.NotOnOrAfter != nil && !t.Before(*pol.NotOnOrAfter) {
+			v = false
+		}
+		tz := pol.Timezone
+		if tz == "" {
+			tz = "UTC"
+		}
+		loc, err := time.LoadLocation(tz)
+		if err != nil {
+			v = false
+			break
+		}
+		lt := t.In(loc)
+		if h := pol.Hours; h != nil {
+			hr := lt.Hour()
+			if h.From <= h.To {
+				v = v && h.From <= hr && hr <= h.To
+			} else {
+				v = v && (hr >= h.From || hr <= h.To)
+			}
+		}
+		if len(pol.Weekdays) > 0 {
+			day := strings.ToLower(lt.Format("Mon"))
+			v = v && slices.Contains(pol.Weekdays, day)
+		}
+	case "aggregate":
+		g, d := 0, 0
+		for _, sub := range pol.Policies {
+			if refPolicy(p, s, sub, user, uri, env, t, depth+1) {
+				g++
+			} else {
+				d++
+			}
+		}
+		strategy := pol.DecisionStrategy
+		v = refStrategy(strategy, g, d)
+	}
+	if pol.Logic == "negative" {
+		v = !v
+	}
+	return v
+}
+
+// refServerDecides returns (governs, allows).
+func refServerDecides(p *schema.Policy, s *schema.ResourceServer, user, uri, action, env string, t time.Time) (bool, bool) {
+	var matches []*schema.Resource
+	for _, r := range s.Resources {
+		for _, u := range r.URIs {
+			if n, ok := refURI(u); ok && refCovers(n, uri) {
+				matches = append(matches, r)
+				break
+			}
+		}
+	}
+	if len(matches) == 0 {
+		return false, false
+	}
+	if s.EnforcementMode == "disabled" {
+		return true, true
+	}
+	inScopes := func(scopes []string) bool {
+		for _, sc := range scopes {
+			if strings.EqualFold(sc, action) {
+				return true
+			}
+		}
+		return false
+	}
+	g, d := 0, 0
+	for _, perm := range s.Permissions {
+		applies := false
+		if perm.Type == "resource" {
+			for _, m := range matches {
+				listed := slices.Contains(perm.Resources, m.ID) || (perm.ResourceType != "" && perm.ResourceType == m.Type)
+				if listed && (len(m.Scopes) == 0 || inScopes(m.Scopes)) {
+					applies = true
+				}
+			}
+		} else if inScopes(perm.Scopes) {
+			applies = len(perm.Resources) == 0
+			for _, m := range matches {
+				applies = applies || slices.Contains(perm.Resources, m.ID)
+			}
+		}
+		if !applies {
+			continue
+		}
+		pg, pd := 0, 0
+		for _, id := range perm.Policies {
+			if refPolicy(p, s, id, user, uri, env, t, 0) {
+				pg++
+			} else {
+				pd++
+			}
+		}
+		v := len(perm.Policies) > 0 && refStrategy(perm.DecisionStrategy, pg, pd)
+		if perm.Logic == "negative" {
+			v = !v
+		}
+		if v {
+			g++
+		} else {
+			d++
+		}
+	}
+	if g+d == 0 {
+		return true, s.EnforcementMode == "permissive"
+	}
+	if s.DecisionStrategy == "affirmative" {
+		return true, g > 0
+	}
+	return true, d == 0
+}
+
+func refCheck(p *schema.Policy, user, uri, action, env string, t time.Time) bool {
+	governed, allowed := false, true
+	for _, s := range p.ResourceServers {
+		if gov, ok := refServerDecides(p, s, user, uri, action, env, t); gov {
+			governed = true
+			allowed = allowed && ok
+		}
+	}
+	if governed {
+		return allowed
+	}
+	return refRecordAllows(p, user, uri, action, env)
+}
+
+func refResources(p *schema.Policy, user, collection, action, env string, t time.Time) ResourceList {
+	out := ResourceList{AccessToAllSubResources: refCheck(p, user, collection, action, env, t)}
+	seen := map[string]bool{}
+	for _, r := range p.Records {
+		if e := r.Tags["environment"]; env != "" && e != "" && e != env {
+			continue
+		}
+		for i := range r.Statements {
+			st := &r.Statements[i]
+			if !refStatementApplies(p, r, st, user) {
+				continue
+			}
+			for _, res := range st.Resources {
+				n, ok := refURI(res)
+				if !ok || seen[n] || (n != collection && !strings.HasPrefix(n, collection+"/")) {
+					continue
+				}
+				seen[n] = true
+				if refCheck(p, user, n, action, env, t) {
+					out.Resources = append(out.Resources, n)
+				}
+			}
+		}
+	}
+	sort.Strings(out.Resources)
+	return out
+}
+
+// refAnswer answers a spec case the naive way, rendered as answer() renders.
+func refAnswer(p *schema.Policy, q Question, kind string) string {
+	uri, ok := refURI(q.Resource)
+	if !ok || (kind == "" && q.Action != "" && strings.Contains("/"+uri+"/", "/*/")) {
+		return "error"
+	}
+	if kind == "" && q.Action == "" && strings.Contains("/"+uri+"/", "/*/") {
+		return "error"
+	}
+	t := q.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	switch kind {
+	case "roles":
+		return strings.Join(refRoles(p, q.User, uri, q.Environment), " ")
+	case "perms":
+		return renderEntries(refEntries(p, q.User, uri, q.Environment))
+	case "resources":
+		return renderList(refResources(p, q.User, uri, q.Action, q.Environment, t))
+	}
+	switch {
+	case q.Action != "":
+		if strings.Contains(q.Action, "*") || strings.Contains(q.Action, "::") || strings.HasPrefix(q.Action, ":") || strings.HasSuffix(q.Action, ":") {
+			return "error"
+		}
+		return allowDeny(refCheck(p, q.User, uri, q.Action, q.Environment, t))
+	case q.Role != "":
+		if p.Roles[q.Role] == nil {
+			return "error"
+		}
+		return allowDeny(slices.Contains(refRoles(p, q.User, uri, q.Environment), q.Role))
+	default:
+		if p.Roles[q.Assign] == nil {
+			return "error"
+		}
+		return allowDeny(refAssignable(p, q.User, uri, q.Assign, q.Environment))
+	}
+}

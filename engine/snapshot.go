@@ -1,0 +1,561 @@
+package engine
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/charter-policy/charter/schema"
+	"github.com/charter-policy/charter/schema/match"
+)
+
+// Snapshot is an immutable, queryable revision of a policy. It is built by
+// Build or derived from an older snapshot by Apply, and never changes
+// afterwards: any number of goroutines may ask it questions at once without
+// locks. Everything it returns is read-only; callers copy before changing.
+type Snapshot struct {
+	revision string
+	db       *memdb.MemDB
+	// txn is one read transaction shared by every reader. A memdb read
+	// transaction only ever reads the immutable radix trees of its root.
+	txn *memdb.Txn
+
+	// Small compiled tables derived from the database after each commit:
+	// roles by ID, servers by ID, and the resource-server pattern summary
+	// that lets most checks skip the resource-server lookup.
+	roles          map[string]*roleRow
+	servers        []*serverRow
+	serverRoots    map[string]struct{} // first segments of non-wildcard server patterns
+	serverWildcard []serverMatch       // server resources with a "*" pattern
+	hasWildcards   bool                // tableWildcardGrants is not empty
+	hasMembers     bool                // tableMembers is not empty
+	maxGroupID     int                 // longest group ID that has members
+
+	counts Counts
+}
+
+// Counts are the numbers of entities in a snapshot.
+type Counts struct {
+	Roles           int `json:"roles"`
+	Groups          int `json:"groups"`
+	Records         int `json:"records"`
+	ResourceServers int `json:"resourceServers"`
+}
+
+// Revision returns the revision (git commit) the snapshot was built from.
+func (s *Snapshot) Revision() string { return s.revision }
+
+// Counts returns the numbers of entities in the snapshot.
+func (s *Snapshot) Counts() Counts { return s.counts }
+
+// Empty returns a snapshot of the empty policy at the given revision.
+func Empty(revision string) *Snapshot {
+	db, err := memdb.NewMemDB(dbSchema())
+	if err != nil {
+		panic(fmt.Sprintf("engine: static memdb schema is invalid: %v", err))
+	}
+	s := &Snapshot{revision: revision, db: db}
+	s.derive()
+	return s
+}
+
+// Build returns a snapshot of the validated policy p at the given revision.
+func Build(p *schema.Policy, revision string) (*Snapshot, error) {
+	return Empty("").Apply(schema.DiffPolicies(nil, p), revision)
+}
+
+// Apply returns a new snapshot at revision: s with the diff d applied. d
+// must lead from the policy s was built from to a validated policy. Only
+// the changed entities are written, in one write transaction on top of s's
+// database that never reads; s itself is unchanged and its readers are
+// unaffected.
+func (s *Snapshot) Apply(d *schema.Diff, revision string) (*Snapshot, error) {
+	db := s.db.Snapshot()
+	var w writer
+	if err := s.plan(d, &w); err != nil {
+		return nil, fmt.Errorf("apply revision %s: %w", revision, err)
+	}
+	txn := db.Txn(true)
+	defer txn.Abort()
+	if err := w.write(txn); err != nil {
+		return nil, fmt.Errorf("apply revision %s: %w", revision, err)
+	}
+	txn.Commit()
+
+	next := &Snapshot{revision: revision, db: db, counts: s.counts}
+	next.counts.Roles += len(d.Roles.Added) - len(d.Roles.Removed)
+	next.counts.Groups += len(d.Groups.Added) - len(d.Groups.Removed)
+	next.counts.Records += len(d.Records.Added) - len(d.Records.Removed)
+	next.counts.ResourceServers += len(d.ResourceServers.Added) - len(d.ResourceServers.Removed)
+	next.derive()
+	return next, nil
+}
+
+// derive opens the shared read transaction and compiles the small tables.
+func (s *Snapshot) derive() {
+	s.txn = s.db.Txn(false)
+	s.roles = map[string]*roleRow{}
+	for _, raw := range s.all(tableRoles) {
+		r := raw.(*roleRow)
+		s.roles[r.role.ID] = r
+	}
+	s.serverRoots = map[string]struct{}{}
+	for _, raw := range s.all(tableServers) {
+		srv := raw.(*serverRow)
+		s.servers = append(s.servers, srv)
+		for _, res := range srv.resources {
+			for _, p := range res.patterns {
+				if p.Wildcard() {
+					s.serverWildcard = append(s.serverWildcard, serverMatch{srv: srv, res: res, pattern: p})
+					continue
+				}
+				root, _, _ := strings.Cut(p.String(), "/")
+				s.serverRoots[root] = struct{}{}
+			}
+		}
+	}
+	s.hasWildcards = s.first(tableWildcardGrants) != nil
+	s.hasMembers = s.first(tableMembers) != nil
+	for _, raw := range s.all(tableMembers) {
+		for _, g := range raw.(*memberRow).groups {
+			s.maxGroupID = max(s.maxGroupID, len(g))
+		}
+	}
+}
+
+// all returns every row of a small table in key order.
+func (s *Snapshot) all(table string) []any {
+	it, err := s.txn.Get(table, indexID)
+	if err != nil {
+		panic(fmt.Sprintf("engine: scan %s: %v", table, err))
+	}
+	var rows []any
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		rows = append(rows, raw)
+	}
+	return rows
+}
+
+func (s *Snapshot) first(table string) any {
+	raw, err := s.txn.First(table, indexID)
+	if err != nil {
+		panic(fmt.Sprintf("engine: first of %s: %v", table, err))
+	}
+	return raw
+}
+
+// lookup returns the row of table with the given key, or nil.
+func (s *Snapshot) lookup(table string, kb *keyBuf) any {
+	raw, err := s.txn.First(table, indexID, kb)
+	if err != nil {
+		// The tables and indexes are static and the key type is right:
+		// an error here is a programming error.
+		panic(fmt.Sprintf("engine: lookup %s: %v", table, err))
+	}
+	return raw
+}
+
+// writer collects the rows a diff inserts and deletes, computed from the
+// diff and from reads of the previous snapshot, so that the write
+// transaction itself never reads.
+type writer struct {
+	inserts []tableRow
+	deletes []tableRow
+}
+
+type tableRow struct {
+	table string
+	row   any
+}
+
+func (w *writer) insert(table string, row any) { w.inserts = append(w.inserts, tableRow{table, row}) }
+func (w *writer) delete(table string, row any) { w.deletes = append(w.deletes, tableRow{table, row}) }
+
+func (w *writer) write(txn *memdb.Txn) error {
+	for _, d := range w.deletes {
+		if err := txn.Delete(d.table, d.row); err != nil {
+			return fmt.Errorf("delete from %s: %w", d.table, err)
+		}
+	}
+	for _, in := range w.inserts {
+		if err := txn.Insert(in.table, in.row); err != nil {
+			return fmt.Errorf("insert into %s: %w", in.table, err)
+		}
+	}
+	return nil
+}
+
+// plan computes the writes of a diff on top of s.
+func (s *Snapshot) plan(d *schema.Diff, w *writer) error {
+	if err := s.planRoles(&d.Roles, w); err != nil {
+		return err
+	}
+	s.planGroups(&d.Groups, w)
+	s.planRecords(&d.Records, w)
+	return s.planServers(&d.ResourceServers, w)
+}
+
+// olds and news return the old and new sides of a diff's entities that
+// have to be rewritten.
+func olds[T any](d *schema.EntityDiff[T]) []T {
+	out := slices.Clone(d.Removed)
+	for _, c := range d.Changed {
+		out = append(out, c.Old)
+	}
+	for _, c := range d.Moved {
+		out = append(out, c.Old)
+	}
+	return out
+}
+
+func news[T any](d *schema.EntityDiff[T]) []T {
+	out := slices.Clone(d.Added)
+	for _, c := range d.Changed {
+		out = append(out, c.New)
+	}
+	for _, c := range d.Moved {
+		out = append(out, c.New)
+	}
+	return out
+}
+
+func (s *Snapshot) planRoles(d *schema.EntityDiff[*schema.Role], w *writer) error {
+	for _, r := range d.Removed {
+		if old := s.roles[r.ID]; old != nil {
+			w.delete(tableRoles, old)
+		}
+	}
+	for _, r := range news(d) {
+		row, err := compileRole(r)
+		if err != nil {
+			return err
+		}
+		w.insert(tableRoles, row)
+	}
+	return nil
+}
+
+func compileRole(r *schema.Role) (*roleRow, error) {
+	row := &roleRow{role: r, entries: make([]roleEntry, len(r.Permissions))}
+	for i, p := range r.Permissions {
+		pat, err := match.ParseActionPattern(p.Action)
+		if err != nil {
+			return nil, fmt.Errorf("role %s: %w", r.ID, err)
+		}
+		row.entries[i] = roleEntry{pattern: pat, allow: p.Allow, grant: p.Grant, delegate: p.Delegate, pos: p.Pos}
+	}
+	return row, nil
+}
+
+func (s *Snapshot) planGroups(d *schema.EntityDiff[*schema.Group], w *writer) {
+	for _, g := range d.Removed {
+		w.delete(tableGroups, &groupRow{group: g})
+	}
+	for _, g := range news(d) {
+		w.insert(tableGroups, &groupRow{group: g})
+	}
+	// Memberships: every user listed by an old or new side of a removed,
+	// changed or added group gets its row recomputed.
+	dropped := map[string]bool{}
+	affected := map[string]bool{}
+	for _, g := range d.Removed {
+		dropped[g.ID] = true
+		for _, u := range g.Users {
+			affected[u] = true
+		}
+	}
+	for _, c := range d.Changed {
+		dropped[c.Old.ID] = true
+		for _, u := range c.Old.Users {
+			affected[u] = true
+		}
+	}
+	added := map[string][]string{}
+	addGroup := func(g *schema.Group) {
+		for _, u := range g.Users {
+			affected[u] = true
+			added[u] = append(added[u], g.ID)
+		}
+	}
+	for _, g := range d.Added {
+		addGroup(g)
+	}
+	for _, c := range d.Changed {
+		addGroup(c.New)
+	}
+	kb := newKeyBuf(0)
+	for _, u := range sortedSet(affected) {
+		kb.b = append(kb.b[:0], u...)
+		var groups []string
+		old, _ := s.lookup(tableMembers, kb).(*memberRow)
+		if old != nil {
+			for _, g := range old.groups {
+				if !dropped[g] {
+					groups = append(groups, g)
+				}
+			}
+		}
+		groups = append(groups, added[u]...)
+		slices.Sort(groups)
+		groups = slices.Compact(groups)
+		switch {
+		case len(groups) > 0:
+			w.insert(tableMembers, &memberRow{user: u, groups: groups})
+		case old != nil:
+			w.delete(tableMembers, old)
+		}
+	}
+}
+
+// pendingGrants accumulates the new content of one grant or wildcard row.
+type pendingGrants struct {
+	kind    byte
+	subject string
+	uri     string
+	grants  []grant
+	wild    []wildcardGrant
+}
+
+func (s *Snapshot) planRecords(d *schema.EntityDiff[*schema.Record], w *writer) {
+	if d.Empty() {
+		return
+	}
+	dropped := map[string]bool{}
+	rows := map[string]*pendingGrants{}     // grant key -> row
+	wildRows := map[string]*pendingGrants{} // subject key -> row
+	var kb []byte
+	touch := func(kind byte, subject string, pat match.URIPattern) *pendingGrants {
+		if pat.Wildcard() {
+			kb = subjectKey(kb[:0], kind, subject)
+			p := wildRows[string(kb)]
+			if p == nil {
+				p = &pendingGrants{kind: kind, subject: subject}
+				wildRows[string(kb)] = p
+			}
+			return p
+		}
+		kb = grantKey(kb[:0], kind, subject, pat.String())
+		p := rows[string(kb)]
+		if p == nil {
+			p = &pendingGrants{kind: kind, subject: subject, uri: pat.String()}
+			rows[string(kb)] = p
+		}
+		return p
+	}
+	// visit calls fn for every (subject, pattern) of every statement of r.
+	visit := func(r *schema.Record, fn func(kind byte, subject string, pat match.URIPattern, g grant)) {
+		env := r.Environment()
+		for i := range r.Statements {
+			st := &r.Statements[i]
+			users, groups := st.Subjects(r)
+			for _, res := range st.Resources {
+				pat, err := match.ParseURIPattern(res)
+				if err != nil {
+					continue // validated policies hold no malformed pattern
+				}
+				g := grant{rec: r, stmt: i, env: env}
+				for _, u := range users {
+					fn(kindUser, u, pat, g)
+				}
+				for _, gr := range groups {
+					fn(kindGroup, gr, pat, g)
+				}
+			}
+		}
+	}
+	for _, r := range olds(d) {
+		dropped[r.ID] = true
+		visit(r, func(kind byte, subject string, pat match.URIPattern, _ grant) { touch(kind, subject, pat) })
+	}
+	for _, r := range news(d) {
+		visit(r, func(kind byte, subject string, pat match.URIPattern, g grant) {
+			p := touch(kind, subject, pat)
+			if pat.Wildcard() {
+				p.wild = append(p.wild, wildcardGrant{pattern: pat, grant: g})
+			} else {
+				p.grants = append(p.grants, g)
+			}
+		})
+	}
+
+	lk := newKeyBuf(0)
+	for _, p := range rows {
+		lk.b = grantKey(lk.b[:0], p.kind, p.subject, p.uri)
+		old, _ := s.lookup(tableGrants, lk).(*grantRow)
+		grants := p.grants
+		if old != nil {
+			for _, g := range old.grants {
+				if !dropped[g.rec.ID] {
+					grants = append(grants, g)
+				}
+			}
+		}
+		slices.SortFunc(grants, compareGrants)
+		grants = slices.CompactFunc(grants, func(a, b grant) bool { return compareGrants(a, b) == 0 })
+		switch {
+		case len(grants) > 0:
+			w.insert(tableGrants, &grantRow{kind: p.kind, subject: p.subject, uri: p.uri, grants: slices.Clip(grants)})
+		case old != nil:
+			w.delete(tableGrants, old)
+		}
+	}
+	for _, p := range wildRows {
+		lk.b = subjectKey(lk.b[:0], p.kind, p.subject)
+		old, _ := s.lookup(tableWildcardGrants, lk).(*wildcardRow)
+		grants := p.wild
+		if old != nil {
+			for _, g := range old.grants {
+				if !dropped[g.rec.ID] {
+					grants = append(grants, g)
+				}
+			}
+		}
+		cmpWild := func(a, b wildcardGrant) int {
+			return cmp.Or(compareGrants(a.grant, b.grant), strings.Compare(a.pattern.String(), b.pattern.String()))
+		}
+		slices.SortFunc(grants, cmpWild)
+		grants = slices.CompactFunc(grants, func(a, b wildcardGrant) bool { return cmpWild(a, b) == 0 })
+		switch {
+		case len(grants) > 0:
+			w.insert(tableWildcardGrants, &wildcardRow{kind: p.kind, subject: p.subject, grants: grants})
+		case old != nil:
+			w.delete(tableWildcardGrants, old)
+		}
+	}
+}
+
+func compareGrants(a, b grant) int {
+	return cmp.Or(strings.Compare(a.rec.ID, b.rec.ID), cmp.Compare(a.stmt, b.stmt))
+}
+
+func (s *Snapshot) planServers(d *schema.EntityDiff[*schema.ResourceServer], w *writer) error {
+	if d.Empty() {
+		return nil
+	}
+	byID := map[string]*serverRow{}
+	for _, srv := range s.servers {
+		byID[srv.server.ID] = srv
+	}
+	for _, srv := range d.Removed {
+		if old := byID[srv.ID]; old != nil {
+			w.delete(tableServers, old)
+			delete(byID, srv.ID)
+		}
+	}
+	for _, srv := range news(d) {
+		row, err := compileServer(srv)
+		if err != nil {
+			return err
+		}
+		w.insert(tableServers, row)
+		byID[srv.ID] = row
+	}
+	// The URI rows are few: rewrite them all.
+	for _, raw := range s.all(tableServerURIs) {
+		w.delete(tableServerURIs, raw)
+	}
+	type patMatch struct {
+		pattern string
+		m       serverMatch
+	}
+	var plain []patMatch
+	for _, id := range sortedKeys(byID) {
+		srv := byID[id]
+		for _, res := range srv.resources {
+			for _, p := range res.patterns {
+				if !p.Wildcard() {
+					plain = append(plain, patMatch{p.String(), serverMatch{srv: srv, res: res, pattern: p}})
+				}
+			}
+		}
+	}
+	rows := map[string]*serverURIRow{}
+	for _, pm := range plain {
+		if rows[pm.pattern] == nil {
+			rows[pm.pattern] = &serverURIRow{pattern: pm.pattern}
+		}
+	}
+	for _, row := range rows {
+		for _, pm := range plain {
+			if pm.m.pattern.Covers(row.pattern) {
+				row.matches = append(row.matches, pm.m)
+			}
+		}
+		w.insert(tableServerURIs, row)
+	}
+	return nil
+}
+
+func compileServer(srv *schema.ResourceServer) (*serverRow, error) {
+	row := &serverRow{server: srv, policies: map[string]*compiledPolicy{}}
+	for _, id := range sortedKeys(srv.Resources) {
+		res := srv.Resources[id]
+		cr := &compiledResource{res: res, scopes: lowerAll(res.Scopes)}
+		for _, u := range res.URIs {
+			p, err := match.ParseURIPattern(u)
+			if err != nil {
+				return nil, fmt.Errorf("resource server %s: resource %s: %w", srv.ID, id, err)
+			}
+			cr.patterns = append(cr.patterns, p)
+		}
+		row.resources = append(row.resources, cr)
+	}
+	for _, id := range sortedKeys(srv.Permissions) {
+		p := srv.Permissions[id]
+		row.permissions = append(row.permissions, &compiledPermission{perm: p, scopes: lowerAll(p.Scopes)})
+	}
+	for id, p := range srv.Policies {
+		cp := &compiledPolicy{pol: p}
+		if p.Type == schema.PolicyTime {
+			tz := cmp.Or(p.Timezone, "UTC")
+			cp.loc, cp.locErr = time.LoadLocation(tz)
+			for _, d := range p.Weekdays {
+				if wd, ok := weekdayOf(d); ok {
+					cp.weekdays[wd] = true
+				}
+			}
+		}
+		row.policies[id] = cp
+	}
+	return row, nil
+}
+
+// weekdayOf returns the weekday of a time policy's "mon" … "sun".
+func weekdayOf(name string) (time.Weekday, bool) {
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		if strings.EqualFold(name, weekdayName(d)) {
+			return d, true
+		}
+	}
+	return 0, false
+}
+
+// weekdayName returns "sun" … "sat".
+func weekdayName(d time.Weekday) string {
+	return strings.ToLower(d.String()[:3])
+}
+
+func lowerAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
+
+func sortedKeys[T any](m map[string]T) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func sortedSet(m map[string]bool) []string {
+	return sortedKeys(m)
+}
