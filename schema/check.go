@@ -14,20 +14,101 @@ import (
 // permission names, well-formed URIs and actions, statement subjects and
 // test questions. It returns every problem found, unsorted.
 func Check(p *Policy) Errors {
-	c := &checker{p: p}
-	c.roles()
-	c.groups()
-	c.records()
-	for _, id := range sortedKeys(p.ResourceServers) {
-		c.server(p.ResourceServers[id])
-	}
-	c.tests()
+	return append(checkLocal(p), checkRefs(p, p)...)
+}
+
+// checkLocal runs the checks that need nothing outside p's own entities, so
+// that the loader runs them once per unit and caches the result.
+func checkLocal(p *Policy) Errors {
+	c := &checker{p: p, all: p, local: true}
+	c.run()
 	return c.errs
 }
 
+// checkRefs runs the checks of references between entities that may be
+// declared in different units: roles and groups named by the records,
+// policies and tests of p must exist in all.
+func checkRefs(p, all *Policy) Errors {
+	c := &checker{p: p, all: all}
+	c.run()
+	return c.errs
+}
+
+// checker runs either the local checks or the reference checks over the
+// entities of p; references are looked up in all.
 type checker struct {
-	p    *Policy
-	errs Errors
+	p     *Policy
+	all   *Policy
+	local bool
+	errs  Errors
+}
+
+// references lists the role and group IDs that p's entities name, each
+// once. The loader keeps them per unit, so that a reload checks a unit's
+// references with a few lookups instead of walking its records again.
+type references struct {
+	roles  []string
+	groups []string
+}
+
+func referencesOf(p *Policy) references {
+	roles, groups := map[string]bool{}, map[string]bool{}
+	for _, r := range p.Records {
+		for _, g := range r.Groups {
+			groups[g] = true
+		}
+		for i := range r.Statements {
+			for _, role := range r.Statements[i].Roles {
+				roles[role] = true
+			}
+			for _, g := range r.Statements[i].Groups {
+				groups[g] = true
+			}
+		}
+	}
+	for _, s := range p.ResourceServers {
+		for _, pol := range s.Policies {
+			for _, role := range pol.Roles {
+				roles[role] = true
+			}
+			for _, g := range pol.Groups {
+				groups[g] = true
+			}
+		}
+	}
+	for _, t := range p.Tests {
+		for _, role := range []string{t.Role, t.Assign} {
+			if role != "" {
+				roles[role] = true
+			}
+		}
+	}
+	return references{roles: sortedKeys(roles), groups: sortedKeys(groups)}
+}
+
+// resolve reports whether every reference exists in all.
+func (r references) resolve(all *Policy) bool {
+	for _, role := range r.roles {
+		if _, ok := all.Roles[role]; !ok {
+			return false
+		}
+	}
+	for _, g := range r.groups {
+		if _, ok := all.Groups[g]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *checker) run() {
+	c.roles()
+	c.groups()
+	c.records()
+	for _, id := range sortedKeys(c.p.ResourceServers) {
+		c.server(c.p.ResourceServers[id])
+	}
+	c.tests()
 }
 
 func (c *checker) fail(pos Pos, p *fieldPath, format string, args ...any) {
@@ -36,12 +117,15 @@ func (c *checker) fail(pos Pos, p *fieldPath, format string, args ...any) {
 
 // entityID checks an entity's key against #ID.
 func (c *checker) entityID(pos Pos, p *fieldPath, id string) {
-	if !idPattern.MatchString(id) {
+	if c.local && !isID(id) {
 		c.fail(pos, p, "invalid ID %q: want a letter or digit, then up to 127 of letters, digits and _.:@-", id)
 	}
 }
 
 func (c *checker) roles() {
+	if !c.local {
+		return
+	}
 	for id, r := range c.p.Roles {
 		p := (*fieldPath)(nil).field("roles").field(id)
 		c.entityID(r.Pos, p, id)
@@ -54,6 +138,9 @@ func (c *checker) roles() {
 }
 
 func (c *checker) groups() {
+	if !c.local {
+		return
+	}
 	for id, g := range c.p.Groups {
 		c.entityID(g.Pos, (*fieldPath)(nil).field("groups").field(id), id)
 	}
@@ -67,17 +154,16 @@ func (c *checker) records() {
 		for i := range r.Statements {
 			s := &r.Statements[i]
 			sp := p.field("statements").elem(i)
-			for j, role := range s.Roles {
-				if _, ok := c.p.Roles[role]; !ok {
-					c.fail(s.Pos, sp.field("roles").elem(j), "role %q does not exist%s", role, suggest(role, c.p.Roles))
-				}
+			c.roleRefs(s.Pos, sp.field("roles"), s.Roles)
+			c.groupRefs(s.Pos, sp.field("groups"), s.Groups)
+			if !c.local {
+				continue
 			}
 			for j, res := range s.Resources {
 				if _, err := match.ParseURIPattern(res); err != nil {
 					c.fail(s.Pos, sp.field("resources").elem(j), "%v", err)
 				}
 			}
-			c.groupRefs(s.Pos, sp.field("groups"), s.Groups)
 			if users, groups := s.Subjects(r); len(users) == 0 && len(groups) == 0 {
 				c.fail(s.Pos, sp, "statement has no subjects: give the record or the statement users or groups")
 			}
@@ -85,16 +171,39 @@ func (c *checker) records() {
 	}
 }
 
+func (c *checker) roleRefs(pos Pos, p *fieldPath, roles []string) {
+	if c.local {
+		return
+	}
+	for j, role := range roles {
+		if _, ok := c.all.Roles[role]; !ok {
+			c.fail(pos, p.elem(j), "role %q does not exist%s", role, suggest(role, c.all.Roles))
+		}
+	}
+}
+
 func (c *checker) groupRefs(pos Pos, p *fieldPath, groups []string) {
+	if c.local {
+		return
+	}
 	for j, g := range groups {
-		if _, ok := c.p.Groups[g]; !ok {
-			c.fail(pos, p.elem(j), "group %q does not exist%s", g, suggest(g, c.p.Groups))
+		if _, ok := c.all.Groups[g]; !ok {
+			c.fail(pos, p.elem(j), "group %q does not exist%s", g, suggest(g, c.all.Groups))
 		}
 	}
 }
 
 func (c *checker) server(s *ResourceServer) {
 	p := (*fieldPath)(nil).field("resourceServers").field(s.ID)
+	if !c.local {
+		for _, id := range sortedKeys(s.Policies) {
+			pol := s.Policies[id]
+			pp := p.field("policies").field(id)
+			c.roleRefs(pol.Pos, pp.field("roles"), pol.Roles)
+			c.groupRefs(pol.Pos, pp.field("groups"), pol.Groups)
+		}
+		return
+	}
 	c.entityID(s.Pos, p, s.ID)
 	scopes := map[string]bool{}
 	for _, sc := range s.Scopes {
@@ -119,12 +228,6 @@ func (c *checker) server(s *ResourceServer) {
 		pol := s.Policies[id]
 		pp := p.field("policies").field(id)
 		c.entityID(pol.Pos, pp, id)
-		for j, role := range pol.Roles {
-			if _, ok := c.p.Roles[role]; !ok {
-				c.fail(pol.Pos, pp.field("roles").elem(j), "role %q does not exist%s", role, suggest(role, c.p.Roles))
-			}
-		}
-		c.groupRefs(pol.Pos, pp.field("groups"), pol.Groups)
 		for j, sub := range pol.Policies {
 			if _, ok := s.Policies[sub]; !ok {
 				c.fail(pol.Pos, pp.field("policies").elem(j), "policy %q does not exist in resource server %q%s", sub, s.ID, suggest(sub, s.Policies))
@@ -216,6 +319,14 @@ func (c *checker) cycles(s *ResourceServer, p *fieldPath) {
 func (c *checker) tests() {
 	for name, t := range c.p.Tests {
 		p := (*fieldPath)(nil).field("tests").field(name)
+		if !c.local {
+			for label, role := range map[string]string{"role": t.Role, "assign": t.Assign} {
+				if _, ok := c.all.Roles[role]; role != "" && !ok {
+					c.fail(t.Pos, p.field(label), "role %q does not exist%s", role, suggest(role, c.all.Roles))
+				}
+			}
+			continue
+		}
 		asked := 0
 		for _, q := range []string{t.Action, t.Role, t.Assign} {
 			if q != "" {
@@ -233,12 +344,23 @@ func (c *checker) tests() {
 				c.fail(t.Pos, p.field("action"), "%v", err)
 			}
 		}
-		for label, role := range map[string]string{"role": t.Role, "assign": t.Assign} {
-			if _, ok := c.p.Roles[role]; role != "" && !ok {
-				c.fail(t.Pos, p.field(label), "role %q does not exist%s", role, suggest(role, c.p.Roles))
-			}
+	}
+}
+
+// isID reports whether s matches #ID, ^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$,
+// without the cost of a regular expression on every one of 100,000 records.
+func isID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != ':' && c != '@' && c != '-') {
+			return false
 		}
 	}
+	return true
 }
 
 // suggest returns ` (did you mean "X"?)` for the closest key of m to s, if one is close.
@@ -246,9 +368,11 @@ func suggest[T any](s string, m map[string]T) string {
 	if len(m) > 10_000 {
 		return ""
 	}
-	best, bestDist := "", 3
+	const far = 3 // an edit distance from which a name is no longer a likely typo
+	best, bestDist := "", far
 	for k := range m {
-		if d := editDistance(strings.ToLower(s), strings.ToLower(k), bestDist); d < bestDist || d == bestDist && best != "" && k < best {
+		d := editDistance(strings.ToLower(s), strings.ToLower(k), far)
+		if d < bestDist || d == bestDist && d < far && k < best {
 			best, bestDist = k, d
 		}
 	}

@@ -66,7 +66,7 @@ func evalCUE(dir string, files []sourceFile) (*Policy, Errors) {
 	if err := unified.Validate(cue.Concrete(true)); err != nil {
 		return nil, fromCUEErrors(raw, validateAll(unified, err)...)
 	}
-	tree := cueNode(unified, raw, Pos{File: files[0].name, Line: 1, Col: 1})
+	tree := cueNode(raw, unified, nil, Pos{File: files[0].name, Line: 1, Col: 1})
 	return decodePolicy(tree)
 }
 
@@ -125,15 +125,19 @@ func checkPackages(files []*ast.File) Errors {
 	return nil
 }
 
-// cueNode converts an evaluated CUE value into a node tree. Positions come
-// from raw, the user's instance before unification, so that they point into
-// the user's files rather than the schema; where raw has no such field (a
-// default from the schema), the parent's position is used.
-func cueNode(v, raw cue.Value, at Pos) *node {
-	if raw.Exists() {
-		if p := fromToken(raw.Pos()); p.File != "" {
-			at = p
-		}
+// cueNode converts the user's evaluated instance into a node tree, after
+// unification with the schema has validated it. It walks raw rather than the
+// unified value: raw's positions point into the user's files, and its fields
+// are cheaper to list. The schema adds only defaults, which the Go decoder
+// applies the same way; a value the user left open (say "allow: bool")
+// takes its concrete value from the unified instance.
+func cueNode(raw, unified cue.Value, sels []cue.Selector, at Pos) *node {
+	if p := fromToken(raw.Pos()); p.File != "" && p.File != SchemaFile {
+		at = p
+	}
+	v := raw
+	if d, ok := raw.Default(); ok {
+		v = d
 	}
 	switch v.IncompleteKind() {
 	case cue.StructKind:
@@ -141,11 +145,7 @@ func cueNode(v, raw cue.Value, at Pos) *node {
 		it, _ := v.Fields()
 		for it.Next() {
 			sel := it.Selector()
-			var rawChild cue.Value
-			if raw.Exists() {
-				rawChild = raw.LookupPath(cue.MakePath(sel))
-			}
-			child := cueNode(it.Value(), rawChild, at)
+			child := cueNode(it.Value(), unified, append(sels[:len(sels):len(sels)], sel), at)
 			n.fields = append(n.fields, field{key: sel.Unquoted(), pos: child.pos, val: child})
 		}
 		return n
@@ -153,13 +153,17 @@ func cueNode(v, raw cue.Value, at Pos) *node {
 		n := &node{kind: kindArray, pos: at}
 		it, _ := v.List()
 		for i := 0; it.Next(); i++ {
-			var rawChild cue.Value
-			if raw.Exists() {
-				rawChild = raw.LookupPath(cue.MakePath(cue.Index(i)))
-			}
-			n.items = append(n.items, cueNode(it.Value(), rawChild, at))
+			n.items = append(n.items, cueNode(it.Value(), unified, append(sels[:len(sels):len(sels)], cue.Index(i)), at))
 		}
 		return n
+	}
+	if !v.IsConcrete() {
+		v = unified.LookupPath(cue.MakePath(sels...))
+		if d, ok := v.Default(); ok {
+			v = d
+		}
+	}
+	switch v.Kind() {
 	case cue.StringKind:
 		s, _ := v.String()
 		return &node{kind: kindString, str: s, pos: at}
@@ -168,8 +172,6 @@ func cueNode(v, raw cue.Value, at Pos) *node {
 		return &node{kind: kindBool, b: b, pos: at}
 	case cue.IntKind, cue.FloatKind, cue.NumberKind:
 		return &node{kind: kindNumber, str: fmt.Sprint(v), pos: at}
-	case cue.NullKind:
-		return &node{kind: kindNull, pos: at}
 	}
 	return &node{kind: kindNull, pos: at}
 }
@@ -195,6 +197,9 @@ func fromCUEErrors(raw cue.Value, errs ...error) Errors {
 		labels := e.Path()
 		if len(labels) > 0 && labels[0] == "#Charter" {
 			labels = labels[1:]
+		}
+		if len(labels) > 0 && strings.HasPrefix(labels[0], "#") {
+			continue // a schema definition on its own, reached while descending: its use is reported too
 		}
 		p := strings.Join(labels, ".")
 		format, args := e.Msg()

@@ -14,10 +14,7 @@ import (
 // files, which are not evaluated by CUE, obey the same rules. The
 // differential test in decode_test.go holds the two to the same verdicts.
 
-var (
-	idPattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$`)
-	userIDPattern = regexp.MustCompile(`^[^\x00-\x1f]{1,256}$`)
-)
+var userIDPattern = regexp.MustCompile(`^[^\x00-\x1f]{1,256}$`)
 
 // Field names allowed in each kind of object, as in charter.cue.
 var (
@@ -186,7 +183,7 @@ func (d *decoder) description(n *node, p *fieldPath) string {
 
 func (d *decoder) id(n *node, p *fieldPath) string {
 	s, ok := d.str(n, p)
-	if ok && !idPattern.MatchString(s) {
+	if ok && !isID(s) {
 		d.fail(n.pos, p, "invalid ID %s: want a letter or digit, then up to 127 of letters, digits and _.:@-", n.describe())
 	}
 	return s
@@ -324,7 +321,7 @@ func (d *decoder) rolePermission(n *node, p *fieldPath) RolePermission {
 
 func (d *decoder) group(id string, f field, p *fieldPath) *Group {
 	g := &Group{ID: id, Pos: f.pos}
-	ok := d.object(f.val, p, groupFields, []string{"name", "users"}, func(key string, f field, p *fieldPath) {
+	ok := d.object(f.val, p, groupFields, []string{"name"}, func(key string, f field, p *fieldPath) {
 		switch key {
 		case "name":
 			g.Name = d.name(f.val, p)
@@ -387,7 +384,7 @@ func (d *decoder) server(id string, f field, p *fieldPath) *ResourceServer {
 		DecisionStrategy: StrategyUnanimous, EnforcementMode: EnforcementEnforcing,
 		Resources: map[string]*Resource{}, Policies: map[string]*AuthzPolicy{}, Permissions: map[string]*Permission{},
 	}
-	ok := d.object(f.val, p, serverFields, []string{"name", "scopes"}, func(key string, f field, p *fieldPath) {
+	ok := d.object(f.val, p, serverFields, []string{"name"}, func(key string, f field, p *fieldPath) {
 		switch key {
 		case "name":
 			s.Name = d.name(f.val, p)
@@ -540,7 +537,7 @@ func (d *decoder) permission(id string, f field, p *fieldPath) *Permission {
 		return nil
 	}
 	typ := discriminator(f.val)
-	required := []string{"name", "type", "policies"}
+	required := []string{"name", "type"}
 	if typ == PermissionScope {
 		required = append(required, "scopes")
 	}

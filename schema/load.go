@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"runtime"
 	"slices"
@@ -22,6 +23,7 @@ import (
 type Loader struct {
 	mu    sync.Mutex
 	cache map[string]*unitResult // by unit key
+	last  *mergedState           // the last policy that loaded without errors
 	// Workers bounds how many units are evaluated at once (default GOMAXPROCS).
 	Workers int
 }
@@ -40,8 +42,10 @@ type unit struct {
 }
 
 type unitResult struct {
+	key    string
 	hash   [sha256.Size]byte
 	policy *Policy
+	refs   references // roles and groups the unit names
 	errs   Errors
 }
 
@@ -82,8 +86,12 @@ func (l *Loader) LoadStats(ctx context.Context, fsys fs.FS) (*Policy, Stats, err
 	if len(errs) > 0 {
 		return nil, stats, sortErrors(errs)
 	}
-	merged, errs := merge(results)
-	errs = append(errs, Check(merged)...)
+	merged, errs := l.merge(results)
+	for _, r := range results {
+		if !r.refs.resolve(merged) {
+			errs = append(errs, checkRefs(r.policy, merged)...)
+		}
+	}
 	if len(errs) > 0 {
 		return nil, stats, sortErrors(errs)
 	}
@@ -208,7 +216,7 @@ feed:
 
 // evalUnit decodes and validates one unit on its own.
 func evalUnit(u *unit) *unitResult {
-	r := &unitResult{hash: u.hash}
+	r := &unitResult{key: u.key, hash: u.hash}
 	for _, f := range u.files {
 		if err := checkUTF8(f); err != nil {
 			r.errs = append(r.errs, err)
@@ -219,6 +227,7 @@ func evalUnit(u *unit) *unitResult {
 	}
 	if strings.HasPrefix(u.key, "dir:") {
 		r.policy, r.errs = evalCUE(u.dir, u.files)
+		r.finish()
 		return r
 	}
 	f := u.files[0]
@@ -234,7 +243,16 @@ func evalUnit(u *unit) *unitResult {
 		return r
 	}
 	r.policy, r.errs = decodePolicy(tree)
+	r.finish()
 	return r
+}
+
+// finish runs the unit's local checks and lists its references, once the unit decoded.
+func (r *unitResult) finish() {
+	if len(r.errs) == 0 {
+		r.errs = checkLocal(r.policy)
+		r.refs = referencesOf(r.policy)
+	}
 }
 
 // checkUTF8 reports the position of the first byte that is not UTF-8.
@@ -258,9 +276,95 @@ func checkUTF8(f sourceFile) *Error {
 	return nil
 }
 
-// merge combines the units' policies into one. An entity declared in two
-// units is an error that names both places.
-func merge(results []*unitResult) (*Policy, Errors) {
+// mergedState is a merged policy and the unit results it was merged from.
+type mergedState struct {
+	units  map[*unitResult]bool
+	policy *Policy
+}
+
+// merge combines the units' policies into one. When few units changed since
+// the last good load, it patches a copy of that policy (removing the entities
+// of units that are gone, adding those of new units) instead of merging every
+// unit again. An entity declared in two units is an error naming both places.
+func (l *Loader) merge(results []*unitResult) (*Policy, Errors) {
+	l.mu.Lock()
+	last := l.last
+	l.mu.Unlock()
+	var merged *Policy
+	var errs Errors
+	if patched, perrs, ok := patchMerge(last, results); ok {
+		merged, errs = patched, perrs
+	} else {
+		merged, errs = mergeAll(results)
+	}
+	if len(errs) == 0 {
+		state := &mergedState{units: make(map[*unitResult]bool, len(results)), policy: merged}
+		for _, r := range results {
+			state.units[r] = true
+		}
+		l.mu.Lock()
+		l.last = state
+		l.mu.Unlock()
+	}
+	return merged, errs
+}
+
+// patchMerge derives the merged policy of results from last, or reports
+// false when there is no last state or too much changed for a patch to pay.
+func patchMerge(last *mergedState, results []*unitResult) (*Policy, Errors, bool) {
+	if last == nil {
+		return nil, nil, false
+	}
+	current := make(map[*unitResult]bool, len(results))
+	var added []*unitResult
+	for _, r := range results {
+		current[r] = true
+		if !last.units[r] {
+			added = append(added, r)
+		}
+	}
+	var removed []*unitResult
+	for r := range last.units {
+		if !current[r] {
+			removed = append(removed, r)
+		}
+	}
+	if len(added)+len(removed) > len(results)/4+1 {
+		return nil, nil, false
+	}
+	out := &Policy{
+		Roles:           maps.Clone(last.policy.Roles),
+		Groups:          maps.Clone(last.policy.Groups),
+		Records:         maps.Clone(last.policy.Records),
+		ResourceServers: maps.Clone(last.policy.ResourceServers),
+		Tests:           maps.Clone(last.policy.Tests),
+	}
+	for _, r := range removed {
+		deleteFrom(out.Roles, r.policy.Roles)
+		deleteFrom(out.Groups, r.policy.Groups)
+		deleteFrom(out.Records, r.policy.Records)
+		deleteFrom(out.ResourceServers, r.policy.ResourceServers)
+		deleteFrom(out.Tests, r.policy.Tests)
+	}
+	slices.SortFunc(added, func(a, b *unitResult) int { return strings.Compare(a.key, b.key) })
+	var errs Errors
+	for _, r := range added {
+		errs = mergeUnit(out, r.policy, errs)
+	}
+	return out, errs, true
+}
+
+// deleteFrom removes from dst the entities of src, where dst holds them.
+func deleteFrom[T any](dst, src map[string]*T) {
+	for id, e := range src {
+		if dst[id] == e {
+			delete(dst, id)
+		}
+	}
+}
+
+// mergeAll merges every unit into a new policy.
+func mergeAll(results []*unitResult) (*Policy, Errors) {
 	out := NewPolicy()
 	n := [5]int{}
 	for _, r := range results {
@@ -277,13 +381,18 @@ func merge(results []*unitResult) (*Policy, Errors) {
 	out.Tests = make(map[string]*Test, n[4])
 	var errs Errors
 	for _, r := range results {
-		errs = mergeInto(out.Roles, r.policy.Roles, "roles", func(e *Role) Pos { return e.Pos }, errs)
-		errs = mergeInto(out.Groups, r.policy.Groups, "groups", func(e *Group) Pos { return e.Pos }, errs)
-		errs = mergeInto(out.Records, r.policy.Records, "records", func(e *Record) Pos { return e.Pos }, errs)
-		errs = mergeInto(out.ResourceServers, r.policy.ResourceServers, "resourceServers", func(e *ResourceServer) Pos { return e.Pos }, errs)
-		errs = mergeInto(out.Tests, r.policy.Tests, "tests", func(e *Test) Pos { return e.Pos }, errs)
+		errs = mergeUnit(out, r.policy, errs)
 	}
 	return out, errs
+}
+
+// mergeUnit adds the entities of one unit to out.
+func mergeUnit(out, unit *Policy, errs Errors) Errors {
+	errs = mergeInto(out.Roles, unit.Roles, "roles", func(e *Role) Pos { return e.Pos }, errs)
+	errs = mergeInto(out.Groups, unit.Groups, "groups", func(e *Group) Pos { return e.Pos }, errs)
+	errs = mergeInto(out.Records, unit.Records, "records", func(e *Record) Pos { return e.Pos }, errs)
+	errs = mergeInto(out.ResourceServers, unit.ResourceServers, "resourceServers", func(e *ResourceServer) Pos { return e.Pos }, errs)
+	return mergeInto(out.Tests, unit.Tests, "tests", func(e *Test) Pos { return e.Pos }, errs)
 }
 
 func mergeInto[T any](dst, src map[string]*T, kind string, pos func(*T) Pos, errs Errors) Errors {

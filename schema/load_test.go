@@ -1,0 +1,331 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+)
+
+func TestLoadExample(t *testing.T) {
+	p, err := NewLoader().Load(context.Background(), os.DirFS("../policies-example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	editor := p.Roles["Editor"]
+	if editor == nil || len(editor.Permissions) != 3 || !editor.Permissions[1].Grant || editor.Permissions[0].Grant || !editor.Permissions[0].Allow {
+		t.Fatalf("Editor = %+v", editor)
+	}
+	if editor.Pos.File != "documents.cue" || editor.Pos.Line < 1 {
+		t.Errorf("Editor at %v, want documents.cue", editor.Pos)
+	}
+	if r := p.Records["support-d3"]; r == nil || r.Pos.File != "support/customer-support.json" || r.Pos.Line != 3 {
+		t.Errorf("support-d3 = %+v, want it from support/customer-support.json:3", r)
+	}
+	if g := p.Groups["contractors"]; g == nil || g.Pos.File != "support/contractors.yaml" || g.Pos.Line != 3 {
+		t.Errorf("contractors = %+v, want it from support/contractors.yaml:3", g)
+	}
+	acme := p.ResourceServers["acme-api"]
+	if acme == nil || acme.Permissions["document-delete"].DecisionStrategy != StrategyConsensus {
+		t.Fatalf("acme-api = %+v", acme)
+	}
+	if bh := acme.Policies["business-hours"]; bh.Hours == nil || bh.Hours.From != 9 || bh.Timezone != "Europe/Berlin" || len(bh.Weekdays) != 5 {
+		t.Errorf("business-hours = %+v", bh)
+	}
+	if acme.Policies["editor-role"].Logic != LogicPositive || acme.Policies["not-contractor"].Logic != LogicNegative {
+		t.Errorf("policy logic defaults wrong")
+	}
+	if p.Records["production-oncall"].Environment() != "production" {
+		t.Errorf("environment tag lost")
+	}
+	st := p.Records["hospital-h1-staff"].Statements[1]
+	if users, _ := st.Subjects(p.Records["hospital-h1-staff"]); len(users) != 2 || users[0] != "oscar" {
+		t.Errorf("statement-level users = %v", users)
+	}
+	if st.Pos.File != "hospitals.cue" || st.Pos.Line == p.Records["hospital-h1-staff"].Statements[0].Pos.Line {
+		t.Errorf("statement positions not distinct: %v", st.Pos)
+	}
+}
+
+func TestLoadSkipsHiddenAndCueMod(t *testing.T) {
+	fsys := fstest.MapFS{
+		"roles.cue":               {Data: []byte(`roles: U: {name: "U", permissions: [{action: "a"}]}`)},
+		".github/workflow.yaml":   {Data: []byte(`on: push`)},
+		".hidden.json":            {Data: []byte(`{"bogus": 1}`)},
+		"cue.mod/module.cue":      {Data: []byte(`module: "example.com/x"`)},
+		"notes/README.md":         {Data: []byte(`# not policy`)},
+		"nested/deeper/more.yaml": {Data: []byte("groups:\n  g: {name: G, users: [a]}\n")},
+	}
+	p, stats, err := NewLoader().LoadStats(context.Background(), fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Units != 2 || len(p.Roles) != 1 || len(p.Groups) != 1 {
+		t.Errorf("units %d, roles %d, groups %d; want 2, 1, 1", stats.Units, len(p.Roles), len(p.Groups))
+	}
+}
+
+func TestLoadNoPolicy(t *testing.T) {
+	_, err := NewLoader().Load(context.Background(), fstest.MapFS{"README.md": {Data: []byte("x")}})
+	if !errors.Is(err, ErrNoPolicy) {
+		t.Fatalf("err = %v, want ErrNoPolicy", err)
+	}
+}
+
+func TestLoaderCacheEvaluatesOnlyWhatChanged(t *testing.T) {
+	root := writeGenerated(t, 3000, 1000, "json")
+	l := NewLoader()
+	ctx := context.Background()
+	p1, s1, err := l.LoadStats(ctx, os.DirFS(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1.Units != 4 || s1.Evaluated != 4 || len(p1.Records) != 3000 {
+		t.Fatalf("first load: %+v, %d records", s1, len(p1.Records))
+	}
+	_, s2, err := l.LoadStats(ctx, os.DirFS(root))
+	if err != nil || s2.Evaluated != 0 {
+		t.Fatalf("unchanged reload evaluated %d units (err %v), want 0", s2.Evaluated, err)
+	}
+	file := filepath.Join(root, "data", "records-001.json")
+	rewriteRecordName(t, file, 1)
+	p3, s3, err := l.LoadStats(ctx, os.DirFS(root))
+	if err != nil || s3.Evaluated != 1 {
+		t.Fatalf("reload after one change evaluated %d units (err %v), want 1", s3.Evaluated, err)
+	}
+	if p3.Records["doc-1000"].Name != "Renamed 1" || p1.Records["doc-1000"].Name == "Renamed 1" {
+		t.Errorf("the change was not picked up, or it altered the earlier policy")
+	}
+	if p3.Records["doc-0"] != p1.Records["doc-0"] {
+		t.Errorf("an unchanged unit was decoded again")
+	}
+	// A unit that turns invalid fails the load; fixing it loads again.
+	if err := os.WriteFile(file, []byte(`{"records": {"x": {"name": 1}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Load(ctx, os.DirFS(root))
+	var errs Errors
+	if !errors.As(err, &errs) || !strings.Contains(errs.Error(), "data/records-001.json:1:") {
+		t.Fatalf("err = %v, want an Errors naming the file", err)
+	}
+	rewriteRecordName(t, filepath.Join(root, "data", "records-002.json"), 2) // unrelated edit
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	p4, s4, err := l.LoadStats(ctx, os.DirFS(root))
+	if err != nil || len(p4.Records) != 2000 || s4.Evaluated != 1 {
+		t.Fatalf("after removing the bad file: %d records, %+v, err %v", len(p4.Records), s4, err)
+	}
+}
+
+func TestLoadDuplicateAcrossUnits(t *testing.T) {
+	fsys := fstest.MapFS{
+		"a/x.cue":  {Data: []byte("roles: U: {name: \"U\", permissions: [{action: \"a\"}]}\n")},
+		"b/y.json": {Data: []byte(`{"roles": {"U": {"name": "U", "permissions": [{"action": "a"}]}}}`)},
+	}
+	_, err := NewLoader().Load(context.Background(), fsys)
+	if err == nil || !strings.Contains(err.Error(), "b/y.json:1:12: roles.U: declared again: it is already declared at a/x.cue:1:8") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLoadCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := NewLoader().Load(ctx, os.DirFS("../policies-example")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestCUEDirectoryWithCrossFileReferences(t *testing.T) {
+	fsys := fstest.MapFS{
+		"a.cue": {Data: []byte("package p\n\n_reader: {action: \"documents:read\"}\nroles: U: {name: \"U\", permissions: [_reader]}\n")},
+		"b.cue": {Data: []byte("package p\n\nimport \"strings\"\n\nroles: V: {name: strings.ToUpper(\"v\"), permissions: roles.U.permissions}\n")},
+	}
+	p, err := NewLoader().Load(context.Background(), fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Roles["V"].Name != "V" || p.Roles["V"].Permissions[0].Action != "documents:read" || !p.Roles["V"].Permissions[0].Allow {
+		t.Errorf("V = %+v", p.Roles["V"])
+	}
+}
+
+func benchSize(b *testing.B, n int) int {
+	if testing.Short() {
+		return n / 10
+	}
+	return n
+}
+
+// BenchmarkLoadCUE: a cold load of 10,000 records in CUE files of 1,000
+// records, one file per directory (10 directories). Target: under 2 s.
+func BenchmarkLoadCUE(b *testing.B) {
+	root := writeGenerated(b, benchSize(b, 10_000), 1000, "cue")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := NewLoader().Load(context.Background(), os.DirFS(root)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoadJSON: a cold load of 100,000 records in JSON files of 1,000
+// records. Targets: under 2 s and under 500 MB peak heap (peak-heap-MB).
+func BenchmarkLoadJSON(b *testing.B) {
+	root := writeGenerated(b, benchSize(b, 100_000), 1000, "json")
+	b.ReportAllocs()
+	var peak uint64
+	for b.Loop() {
+		runtime.GC()
+		stop := samplePeakHeap(&peak)
+		if _, err := NewLoader().Load(context.Background(), os.DirFS(root)); err != nil {
+			b.Fatal(err)
+		}
+		stop()
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+}
+
+// BenchmarkReloadOneFile: the 100,000-record repository with one data file
+// changed, to a fully validated new Policy. Target: under 300 ms.
+func BenchmarkReloadOneFile(b *testing.B) {
+	root := writeGenerated(b, benchSize(b, 100_000), 1000, "json")
+	l := NewLoader()
+	if _, err := l.Load(context.Background(), os.DirFS(root)); err != nil {
+		b.Fatal(err)
+	}
+	file := filepath.Join(root, "data", "records-042.json")
+	if testing.Short() {
+		file = filepath.Join(root, "data", "records-004.json")
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		n++
+		rewriteRecordName(b, file, n)
+		b.StartTimer()
+		_, stats, err := l.LoadStats(context.Background(), os.DirFS(root))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if stats.Evaluated != 1 {
+			b.Fatalf("evaluated %d units, want 1", stats.Evaluated)
+		}
+	}
+}
+
+// samplePeakHeap records the largest live heap seen until stop is called.
+func samplePeakHeap(peak *uint64) (stop func()) {
+	var done atomic.Bool
+	finished := make(chan struct{})
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	go func() {
+		defer close(finished)
+		for !done.Load() {
+			metrics.Read(sample)
+			if v := sample[0].Value.Uint64(); v > *peak {
+				*peak = v
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	return func() { done.Store(true); <-finished }
+}
+
+// TestPatchedMergeEqualsFullMerge changes a repository in the ways a commit
+// can (a record moves between files, a file disappears, a file appears with
+// a duplicate) and requires the reusing Loader to agree with a fresh one.
+func TestPatchedMergeEqualsFullMerge(t *testing.T) {
+	root := writeGenerated(t, 5000, 1000, "json")
+	ctx := context.Background()
+	l := NewLoader()
+	if _, err := l.Load(ctx, os.DirFS(root)); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name    string
+		change  func()
+		wantErr string
+	}{
+		{"a record moves to a new file", func() {
+			write("data/moved.json", `{"records": {"doc-0": {"name": "Moved", "users": ["u"], "statements": [{"roles": ["User"], "resources": ["documents/d0"]}]}}}`)
+			data, _ := os.ReadFile(filepath.Join(root, "data/records-000.json"))
+			s := strings.Replace(string(data), `"doc-0": {`, `"doc-0-old": {`, 1)
+			write("data/records-000.json", s)
+		}, ""},
+		{"a file disappears", func() {
+			if err := os.Remove(filepath.Join(root, "data/records-003.json")); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
+		{"a new file duplicates a record", func() {
+			write("data/dup.json", `{"records": {"doc-1001": {"name": "Dup", "users": ["u"], "statements": [{"roles": ["User"], "resources": ["x"]}]}}}`)
+		}, "data/records-001.json:30:5: records.\"doc-1001\": declared again: it is already declared at data/dup.json:1:14"},
+		{"the duplicate goes away", func() {
+			if err := os.Remove(filepath.Join(root, "data/dup.json")); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
+		{"a role disappears that records use", func() {
+			write("roles.cue", strings.Replace(genRoles, "\tEditor:", "\tEditr:", 1))
+		}, `role "Editor" does not exist (did you mean "Editr"?)`},
+	}
+	for _, step := range steps {
+		step.change()
+		got, gotErr := l.Load(ctx, os.DirFS(root))
+		want, wantErr := NewLoader().Load(ctx, os.DirFS(root))
+		if step.wantErr != "" {
+			if gotErr == nil || !strings.Contains(gotErr.Error(), step.wantErr) {
+				t.Fatalf("%s: err = %v, want %q", step.name, gotErr, step.wantErr)
+			}
+			if gotErr.Error() != wantErr.Error() {
+				t.Fatalf("%s: reused loader says\n%v\nfresh loader says\n%v", step.name, gotErr, wantErr)
+			}
+			continue
+		}
+		if gotErr != nil || wantErr != nil {
+			t.Fatalf("%s: errors %v / %v", step.name, gotErr, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: patched merge differs from a full merge (%d vs %d records)", step.name, len(got.Records), len(want.Records))
+		}
+	}
+	if got, _ := l.Load(ctx, os.DirFS(root)); got != nil {
+		t.Fatalf("the last step leaves the policy invalid")
+	}
+}
+
+// TestCUEOpenValuesTakeSchemaDefaults: a value the user leaves open, or a
+// disjunction with a default, decodes to what unification with the schema
+// makes of it.
+func TestCUEOpenValuesTakeSchemaDefaults(t *testing.T) {
+	fsys := fstest.MapFS{"r.cue": {Data: []byte(`roles: U: {
+	name: *"Reader" | string
+	permissions: [{action: "a", allow: bool, grant: true | false}]
+}
+`)}}
+	p, err := NewLoader().Load(context.Background(), fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := p.Roles["U"]
+	if u.Name != "Reader" || !u.Permissions[0].Allow || u.Permissions[0].Grant || u.Permissions[0].Delegate {
+		t.Errorf("U = %+v", u)
+	}
+}
