@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/charter-policy/charter/engine"
 	"github.com/charter-policy/charter/schema"
 )
 
@@ -41,9 +42,13 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	default:
 		report.Valid = true
 		report.Counts = countsOf(policy)
-		if !*noTests {
-			// Tests arrive with the decision engine.
-			_ = policy.Tests
+		if !*noTests && len(policy.Tests) > 0 {
+			tests, err := engine.RunTests(policy, nil, env.now())
+			if err != nil {
+				return exitFailure, err
+			}
+			report.Tests = tests
+			report.Valid = tests.OK()
 		}
 	}
 	switch format.String() {
@@ -52,7 +57,7 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	case "github":
 		report.writeGitHub(env.stdout)
 	default:
-		report.writeText(env.stdout)
+		err = report.writeText(env.stdout)
 	}
 	if err != nil {
 		return exitFailure, err
@@ -87,6 +92,7 @@ type validateReport struct {
 	Valid  bool
 	Errors schema.Errors
 	Counts map[string]int
+	Tests  *engine.TestReport // nil when no test ran
 }
 
 func countsOf(p *schema.Policy) map[string]int {
@@ -99,17 +105,29 @@ func countsOf(p *schema.Policy) map[string]int {
 	}
 }
 
-func (r *validateReport) writeText(w io.Writer) {
+func (r *validateReport) writeText(w io.Writer) error {
+	if r.Tests != nil && !r.Tests.OK() {
+		if err := r.Tests.WriteText(w); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(w, "%s: invalid, %d %s failed\n", r.Dir, r.Tests.Failed, plural(r.Tests.Failed, "test", "tests"))
+		return err
+	}
 	if r.Valid {
 		c := r.Counts
-		fmt.Fprintf(w, "%s: valid (%d roles, %d groups, %d records, %d resource servers, %d tests)\n",
-			r.Dir, c["roles"], c["groups"], c["records"], c["resourceServers"], c["tests"])
-		return
+		passed := 0
+		if r.Tests != nil {
+			passed = r.Tests.Passed
+		}
+		_, err := fmt.Fprintf(w, "%s: valid (%d roles, %d groups, %d records, %d resource servers, %d of %d tests passed)\n",
+			r.Dir, c["roles"], c["groups"], c["records"], c["resourceServers"], passed, c["tests"])
+		return err
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintln(w, e.Error())
 	}
-	fmt.Fprintf(w, "%s: invalid, %d %s\n", r.Dir, len(r.Errors), plural(len(r.Errors), "error", "errors"))
+	_, err := fmt.Fprintf(w, "%s: invalid, %d %s\n", r.Dir, len(r.Errors), plural(len(r.Errors), "error", "errors"))
+	return err
 }
 
 type jsonError struct {
@@ -123,10 +141,11 @@ type jsonError struct {
 
 func (r *validateReport) writeJSON(w io.Writer) error {
 	out := struct {
-		Valid  bool           `json:"valid"`
-		Errors []jsonError    `json:"errors"`
-		Counts map[string]int `json:"counts,omitempty"`
-	}{Valid: r.Valid, Errors: []jsonError{}, Counts: r.Counts}
+		Valid  bool               `json:"valid"`
+		Errors []jsonError        `json:"errors"`
+		Counts map[string]int     `json:"counts,omitempty"`
+		Tests  *engine.TestReport `json:"tests,omitempty"`
+	}{Valid: r.Valid, Errors: []jsonError{}, Counts: r.Counts, Tests: r.Tests}
 	for _, e := range r.Errors {
 		out.Errors = append(out.Errors, jsonError{Position: e.Pos.String(), File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Path: e.Path, Message: e.Message})
 	}
@@ -143,6 +162,16 @@ func (r *validateReport) writeGitHub(w io.Writer) {
 			msg = e.Path + ": " + msg
 		}
 		fmt.Fprintf(w, "::error file=%s,line=%d,col=%d::%s\n", escapeProperty(e.Pos.File), e.Pos.Line, e.Pos.Col, escapeData(msg))
+	}
+	if r.Tests != nil {
+		for _, t := range r.Tests.Failures() {
+			file, line, _ := strings.Cut(t.Source, ":")
+			msg := fmt.Sprintf("test %q: expected %s, got %s", t.Name, t.Expect, t.Got)
+			if t.Error != "" {
+				msg += ": " + t.Error
+			}
+			fmt.Fprintf(w, "::error file=%s,line=%s::%s\n", escapeProperty(file), escapeProperty(line), escapeData(msg))
+		}
 	}
 	if r.Valid {
 		fmt.Fprintf(w, "::notice::%s is valid\n", escapeData(r.Dir))

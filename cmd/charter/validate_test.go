@@ -9,17 +9,21 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/tools/txtar"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden sections of testdata/*.txtar")
 
+// testClock is the fixed "now" of CLI tests, so that traces in goldens are stable.
+var testClock = time.Date(2026, 3, 2, 10, 30, 0, 0, time.UTC)
+
 // runCLI runs charter with args and returns the exit code and what it printed.
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	env := &cliEnv{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
+	env := &cliEnv{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }, now: func() time.Time { return testClock }}
 	code := run(context.Background(), env, args)
 	return code, stdout.String(), stderr.String()
 }
@@ -130,7 +134,7 @@ func TestValidateUsage(t *testing.T) {
 
 func TestFlagsFromEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	env := &cliEnv{stdout: &stdout, stderr: &stderr, getenv: func(k string) string {
+	env := &cliEnv{stdout: &stdout, stderr: &stderr, now: time.Now, getenv: func(k string) string {
 		if k == "CHARTER_FORMAT" {
 			return "json"
 		}
