@@ -1,0 +1,45 @@
+package api
+
+import (
+	"time"
+
+	"github.com/charter-policy/charter/engine"
+)
+
+// Backend is what the API serves from: the current snapshot and the state of
+// the process that keeps it current (the reconciler, wired in by charter serve).
+type Backend interface {
+	// Snapshot returns the served snapshot, or nil before the first one is loaded.
+	// It never blocks.
+	Snapshot() *engine.Snapshot
+	// Status returns what GET /v1/status reports.
+	Status() Status
+	// Reconcile asks for a fetch now (POST /v1/reconcile); it returns at once.
+	Reconcile()
+}
+
+// Status is the body of GET /v1/status.
+type Status struct {
+	Revision   string         `json:"revision"`
+	CommitTime time.Time      `json:"commitTime,omitzero"`
+	Author     string         `json:"author"`
+	LoadedAt   time.Time      `json:"loadedAt,omitzero"`
+	Source     string         `json:"source"`
+	Counts     map[string]int `json:"counts"`
+	// Error describes the newest revision seen that could not be served;
+	// nil once a newer revision is served.
+	Error *RevisionError `json:"error"`
+}
+
+// RevisionError is a revision that was rejected, with every reason.
+type RevisionError struct {
+	Revision string            `json:"revision"`
+	Errors   []PositionedError `json:"errors"`
+}
+
+// PositionedError is one reason, at "file:line:col" relative to the policy root
+// (empty when it has no position, as for a failed fetch).
+type PositionedError struct {
+	Position string `json:"position"`
+	Message  string `json:"message"`
+}
