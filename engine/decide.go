@@ -80,7 +80,8 @@ func (s *Snapshot) Check(q Question) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	e := s.newEval(&q, uri, nil)
+	var e evalCtx
+	s.initEval(&e, &q, uri, nil)
 	return e.decideAction(action), nil
 }
 
@@ -218,31 +219,36 @@ func (s *Snapshot) Resources(user, action, collection, environment string, at ti
 			candidates = append(candidates, r)
 		}
 	}
-	subjects := e.subjects()
 	kb := newKeyBuf(0)
-	for _, sub := range subjects {
+	for _, sub := range e.subjects() {
 		kb.b = grantKey(kb.b[:0], sub.kind, sub.id, uri)
-		it, err := s.txn.Get(tableGrants, indexID+"_prefix", kb)
+		it, err := s.txn.Get(tableGrants, indexIDPrefix, kb)
 		if err != nil {
 			return ResourceList{}, fmt.Errorf("list grants: %w", err)
 		}
 		for raw := it.Next(); raw != nil; raw = it.Next() {
-			row := raw.(*grantRow)
-			if !underURI(row.uri, uri) {
-				continue
-			}
-			for i := range row.grants {
-				if row.grants[i].inEnv(environment) {
-					add(row.uri)
-					break
+			for r := raw.(*grantRow); r != nil; r = r.next {
+				kind, subject, u := splitIdent(r.ident)
+				if kind != sub.kind || subject != sub.id || !underURI(u, uri) {
+					continue
+				}
+				for i := range r.grants {
+					if r.grants[i].inEnv(environment) {
+						add(u)
+						break
+					}
 				}
 			}
 		}
 		if s.hasWildcards {
 			kb.b = subjectKey(kb.b[:0], sub.kind, sub.id)
-			if row, ok := s.lookup(tableWildcardGrants, kb).(*wildcardRow); ok {
-				for i := range row.grants {
-					g := &row.grants[i]
+			raw, _ := s.lookup(tableWildcardGrants, kb).(*wildcardRow)
+			for r := raw; r != nil; r = r.next {
+				if !subjectIdentIs(r.ident, sub.kind, sub.id) {
+					continue
+				}
+				for i := range r.grants {
+					g := &r.grants[i]
 					if g.inEnv(environment) && underURI(g.pattern.String(), uri) {
 						add(g.pattern.String())
 					}
@@ -308,8 +314,10 @@ type evalCtx struct {
 	env    string
 	at     time.Time
 	groups []string
-	kb     *keyBuf
-	tr     *tracer
+	// groupsDone is set once groups holds the user's groups.
+	groupsDone bool
+	kb         *keyBuf
+	tr         *tracer
 
 	rolesDone bool
 	roles     []string
@@ -321,15 +329,16 @@ type subjectRef struct {
 }
 
 func (s *Snapshot) newEval(q *Question, uri string, tr *tracer) *evalCtx {
-	e := &evalCtx{s: s, user: q.User, uri: uri, env: q.Environment, at: q.Time, tr: tr}
-	e.kb = newKeyBuf(2 + max(len(q.User), s.maxGroupID) + len(uri))
-	if s.hasMembers {
-		e.kb.b = append(e.kb.b[:0], q.User...)
-		if row, ok := s.lookup(tableMembers, e.kb).(*memberRow); ok {
-			e.groups = row.groups
-		}
-	}
+	e := &evalCtx{}
+	s.initEval(e, q, uri, tr)
+	return e
+}
+
+// initEval prepares e to answer q about uri; e may live on the caller's stack.
+func (s *Snapshot) initEval(e *evalCtx, q *Question, uri string, tr *tracer) {
+	*e = evalCtx{s: s, user: q.User, uri: uri, env: q.Environment, at: q.Time, tr: tr, kb: newKeyBuf(3 + max(len(q.User), s.maxGroupID) + len(uri))}
 	if tr.on() {
+		e.loadGroups()
 		for _, g := range e.groups {
 			src := ""
 			e.kb.b = append(e.kb.b[:0], g...)
@@ -339,7 +348,6 @@ func (s *Snapshot) newEval(q *Question, uri string, tr *tracer) *evalCtx {
 			tr.add(Step{Kind: StepGroup, ID: g, Source: src, Result: "member", Detail: q.User + " is listed"})
 		}
 	}
-	return e
 }
 
 func (e *evalCtx) traceQuestion(text string) {
@@ -355,7 +363,16 @@ func (e *evalCtx) traceQuestion(text string) {
 	}
 }
 
+// loadGroups looks up the user's groups, once and only when needed: a
+// check that the user's own grants allow never does.
+func (e *evalCtx) loadGroups() {
+	if !e.groupsDone {
+		e.groups, e.groupsDone = e.s.members[e.user], true
+	}
+}
+
 func (e *evalCtx) subjects() []subjectRef {
+	e.loadGroups()
 	out := make([]subjectRef, 0, 1+len(e.groups))
 	out = append(out, subjectRef{kindUser, e.user})
 	for _, g := range e.groups {
@@ -373,27 +390,20 @@ func (e *evalCtx) now() time.Time {
 
 // walkGrants calls fn for every statement that applies to the user, covers
 // the URI and belongs to a record of the question's environment (SPEC 2.3,
-// 2.4, 2.7): exact lookups of (subject, ancestor) for the URI and each of
-// its ancestors, then the subjects' wildcard patterns. It stops when fn
-// returns false and reports whether it ran to the end.
+// 2.4, 2.7), for the user and then each of its groups, nearest ancestor
+// first, then the subjects' wildcard patterns. It stops when fn returns
+// false and reports whether it ran to the end.
 func (e *evalCtx) walkGrants(fn func(g *grant, kind byte, subject, pattern string) bool) bool {
-	s := e.s
-	for a := e.uri; ; {
-		if !e.walkRow(kindUser, e.user, a, fn) {
+	if !e.walkSubject(kindUser, e.user, fn) {
+		return false
+	}
+	e.loadGroups()
+	for _, g := range e.groups {
+		if !e.walkSubject(kindGroup, g, fn) {
 			return false
 		}
-		for _, g := range e.groups {
-			if !e.walkRow(kindGroup, g, a, fn) {
-				return false
-			}
-		}
-		i := strings.LastIndexByte(a, '/')
-		if i < 0 {
-			break
-		}
-		a = a[:i]
 	}
-	if !s.hasWildcards {
+	if !e.s.hasWildcards {
 		return true
 	}
 	if !e.walkWildcards(kindUser, e.user, fn) {
@@ -407,42 +417,63 @@ func (e *evalCtx) walkGrants(fn func(g *grant, kind byte, subject, pattern strin
 	return true
 }
 
-func (e *evalCtx) walkRow(kind byte, subject, uri string, fn func(*grant, byte, string, string) bool) bool {
-	e.kb.b = grantKey(e.kb.b[:0], kind, subject, uri)
-	row, ok := e.s.lookup(tableGrants, e.kb).(*grantRow)
-	if !ok {
-		return true
-	}
-	for i := range row.grants {
-		g := &row.grants[i]
-		if !g.inEnv(e.env) {
-			e.traceExcluded(g)
-			continue
+// walkSubject visits the grants of one subject on the URI and its
+// ancestors: a longest-prefix lookup of the URI's key finds the nearest
+// ancestor (or the URI itself) with a row, and the walk goes on from that
+// row's parent. A subject without grants on the path costs one lookup,
+// whatever the depth of the URI.
+func (e *evalCtx) walkSubject(kind byte, subject string, fn func(*grant, byte, string, string) bool) bool {
+	e.kb.b = grantKey(e.kb.b[:0], kind, subject, e.uri)
+	for n := len(e.kb.b); n > subjectKeyLen; {
+		e.kb.b = e.kb.b[:n]
+		raw, err := e.s.txn.LongestPrefix(tableGrants, indexIDPrefix, e.kb)
+		if err != nil {
+			panic(fmt.Sprintf("engine: grant lookup: %v", err))
 		}
-		if !fn(g, kind, subject, uri) {
-			return false
+		row, ok := raw.(*grantRow)
+		if !ok {
+			return true
 		}
+		anc := uriPrefix(e.uri, keySegments(row.key))
+		for r := row; r != nil; r = r.next {
+			if !identIs(r.ident, kind, subject, anc) {
+				continue // a hash collision
+			}
+			for i := range r.grants {
+				g := &r.grants[i]
+				if !g.inEnv(e.env) {
+					e.traceExcluded(g)
+					continue
+				}
+				if !fn(g, kind, subject, anc) {
+					return false
+				}
+			}
+		}
+		n = len(row.key) - segmentKeyLen
 	}
 	return true
 }
 
 func (e *evalCtx) walkWildcards(kind byte, subject string, fn func(*grant, byte, string, string) bool) bool {
 	e.kb.b = subjectKey(e.kb.b[:0], kind, subject)
-	row, ok := e.s.lookup(tableWildcardGrants, e.kb).(*wildcardRow)
-	if !ok {
-		return true
-	}
-	for i := range row.grants {
-		g := &row.grants[i]
-		if !g.pattern.Covers(e.uri) {
-			continue
+	row, _ := e.s.lookup(tableWildcardGrants, e.kb).(*wildcardRow)
+	for r := row; r != nil; r = r.next {
+		if !subjectIdentIs(r.ident, kind, subject) {
+			continue // a hash collision
 		}
-		if !g.inEnv(e.env) {
-			e.traceExcluded(&g.grant)
-			continue
-		}
-		if !fn(&g.grant, kind, subject, g.pattern.String()) {
-			return false
+		for i := range r.grants {
+			g := &r.grants[i]
+			if !g.pattern.Covers(e.uri) {
+				continue
+			}
+			if !g.inEnv(e.env) {
+				e.traceExcluded(&g.grant)
+				continue
+			}
+			if !fn(&g.grant, kind, subject, g.pattern.String()) {
+				return false
+			}
 		}
 	}
 	return true
@@ -473,7 +504,7 @@ func (e *evalCtx) recordAllows(action string) bool {
 	allowed := false
 	e.walkGrants(func(g *grant, kind byte, subject, pattern string) bool {
 		e.traceStatement(g, kind, subject, pattern)
-		for _, id := range g.statement().Roles {
+		for _, id := range g.roles {
 			r := e.s.roles[id]
 			if r == nil {
 				continue
@@ -508,7 +539,7 @@ func (e *evalCtx) heldRoles() []string {
 	var roles []string
 	e.walkGrants(func(g *grant, kind byte, subject, pattern string) bool {
 		e.traceStatement(g, kind, subject, pattern)
-		roles = append(roles, g.statement().Roles...)
+		roles = append(roles, g.roles...)
 		return true
 	})
 	slices.Sort(roles)

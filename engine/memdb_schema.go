@@ -12,8 +12,10 @@ import (
 // secondary index is kept.
 const (
 	// tableGrants holds one row per (subject, non-wildcard resource): the
-	// statements that give the subject roles on that resource. Check looks
-	// up (subject, ancestor) for every ancestor of the asked resource.
+	// statements that give the subject roles on that resource, keyed by
+	// hashes of the subject and of each URI segment. Check finds a
+	// subject's grants on the asked resource and all its ancestors with
+	// longest-prefix lookups.
 	tableGrants = "grants"
 	// tableWildcardGrants holds one row per subject with the statements
 	// whose resource pattern holds a "*" segment, kept apart so that the
@@ -33,6 +35,8 @@ const (
 	tableServerURIs = "server_uris"
 
 	indexID = "id"
+	// indexIDPrefix names the id index for prefix scans and longest-prefix lookups.
+	indexIDPrefix = indexID + "_prefix"
 )
 
 // dbSchema returns the snapshot database schema. It is static: building it
@@ -65,13 +69,13 @@ func idTable(name string, idx memdb.Indexer) *memdb.TableSchema {
 
 func grantsTableSchema() *memdb.TableSchema {
 	return idTable(tableGrants, keyIndexer[*grantRow](func(r *grantRow) []byte {
-		return grantKey(nil, r.kind, r.subject, r.uri)
+		return r.key
 	}))
 }
 
 func wildcardGrantsTableSchema() *memdb.TableSchema {
 	return idTable(tableWildcardGrants, keyIndexer[*wildcardRow](func(r *wildcardRow) []byte {
-		return subjectKey(nil, r.kind, r.subject)
+		return r.key
 	}))
 }
 

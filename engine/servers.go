@@ -26,7 +26,7 @@ func (e *evalCtx) governing() []serverMatch {
 	root, _, _ := strings.Cut(e.uri, "/")
 	if _, ok := s.serverRoots[root]; ok {
 		e.kb.b = serverURIKey(e.kb.b[:0], e.uri)
-		raw, err := s.txn.LongestPrefix(tableServerURIs, indexID+"_prefix", e.kb)
+		raw, err := s.txn.LongestPrefix(tableServerURIs, indexIDPrefix, e.kb)
 		if err != nil {
 			panic(fmt.Sprintf("engine: server URI lookup: %v", err))
 		}
@@ -232,6 +232,7 @@ func (e *evalCtx) policyGrants(srv *serverRow, id string, depth int) bool {
 		raw = slices.Contains(pol.Users, e.user)
 		detail = "user: " + e.user + " " + listedOrNot(raw)
 	case schema.PolicyGroup:
+		e.loadGroups()
 		for _, g := range pol.Groups {
 			if slices.Contains(e.groups, g) {
 				raw = true

@@ -32,8 +32,10 @@ type Snapshot struct {
 	serverRoots    map[string]struct{} // first segments of non-wildcard server patterns
 	serverWildcard []serverMatch       // server resources with a "*" pattern
 	hasWildcards   bool                // tableWildcardGrants is not empty
-	hasMembers     bool                // tableMembers is not empty
-	maxGroupID     int                 // longest group ID that has members
+	// members maps a user to the groups listing it, compiled from
+	// tableMembers; shared with the previous snapshot when no group changed.
+	members    map[string][]string
+	maxGroupID int // longest group ID that has members
 
 	counts Counts
 }
@@ -59,7 +61,7 @@ func Empty(revision string) *Snapshot {
 		panic(fmt.Sprintf("engine: static memdb schema is invalid: %v", err))
 	}
 	s := &Snapshot{revision: revision, db: db}
-	s.derive()
+	s.derive(nil)
 	return s
 }
 
@@ -91,12 +93,17 @@ func (s *Snapshot) Apply(d *schema.Diff, revision string) (*Snapshot, error) {
 	next.counts.Groups += len(d.Groups.Added) - len(d.Groups.Removed)
 	next.counts.Records += len(d.Records.Added) - len(d.Records.Removed)
 	next.counts.ResourceServers += len(d.ResourceServers.Added) - len(d.ResourceServers.Removed)
-	next.derive()
+	if d.Groups.Empty() {
+		next.derive(s)
+	} else {
+		next.derive(nil)
+	}
 	return next, nil
 }
 
 // derive opens the shared read transaction and compiles the small tables.
-func (s *Snapshot) derive() {
+// The membership map is taken from prev when prev is not nil.
+func (s *Snapshot) derive(prev *Snapshot) {
 	s.txn = s.db.Txn(false)
 	s.roles = map[string]*roleRow{}
 	for _, raw := range s.all(tableRoles) {
@@ -119,9 +126,15 @@ func (s *Snapshot) derive() {
 		}
 	}
 	s.hasWildcards = s.first(tableWildcardGrants) != nil
-	s.hasMembers = s.first(tableMembers) != nil
+	if prev != nil {
+		s.members, s.maxGroupID = prev.members, prev.maxGroupID
+		return
+	}
+	s.members = map[string][]string{}
 	for _, raw := range s.all(tableMembers) {
-		for _, g := range raw.(*memberRow).groups {
+		row := raw.(*memberRow)
+		s.members[row.user] = row.groups
+		for _, g := range row.groups {
 			s.maxGroupID = max(s.maxGroupID, len(g))
 		}
 	}
@@ -311,13 +324,11 @@ func (s *Snapshot) planGroups(d *schema.EntityDiff[*schema.Group], w *writer) {
 	}
 }
 
-// pendingGrants accumulates the new content of one grant or wildcard row.
-type pendingGrants struct {
-	kind    byte
-	subject string
-	uri     string
-	grants  []grant
-	wild    []wildcardGrant
+// pendingRow accumulates the new content of one grant or wildcard row:
+// the grants per identity (kind, subject, NUL, URI or pattern).
+type pendingRow struct {
+	key   []byte
+	pairs map[string][]wildcardGrant
 }
 
 func (s *Snapshot) planRecords(d *schema.EntityDiff[*schema.Record], w *writer) {
@@ -325,26 +336,30 @@ func (s *Snapshot) planRecords(d *schema.EntityDiff[*schema.Record], w *writer) 
 		return
 	}
 	dropped := map[string]bool{}
-	rows := map[string]*pendingGrants{}     // grant key -> row
-	wildRows := map[string]*pendingGrants{} // subject key -> row
-	var kb []byte
-	touch := func(kind byte, subject string, pat match.URIPattern) *pendingGrants {
+	rows := map[string]*pendingRow{}     // grant key -> row
+	wildRows := map[string]*pendingRow{} // subject key -> row
+	interned := map[string][]string{}
+	var kb, id []byte
+	touch := func(kind byte, subject string, pat match.URIPattern) ([]wildcardGrant, *pendingRow, string) {
+		m := rows
 		if pat.Wildcard() {
-			kb = subjectKey(kb[:0], kind, subject)
-			p := wildRows[string(kb)]
-			if p == nil {
-				p = &pendingGrants{kind: kind, subject: subject}
-				wildRows[string(kb)] = p
-			}
-			return p
+			kb, m = subjectKey(kb[:0], kind, subject), wildRows
+			id = ident(id[:0], kind, subject, "")
+			id = id[:len(id)-1]
+		} else {
+			kb = grantKey(kb[:0], kind, subject, pat.String())
+			id = ident(id[:0], kind, subject, pat.String())
 		}
-		kb = grantKey(kb[:0], kind, subject, pat.String())
-		p := rows[string(kb)]
+		p := m[string(kb)]
 		if p == nil {
-			p = &pendingGrants{kind: kind, subject: subject, uri: pat.String()}
-			rows[string(kb)] = p
+			p = &pendingRow{key: slices.Clone(kb), pairs: map[string][]wildcardGrant{}}
+			m[string(p.key)] = p
 		}
-		return p
+		gs, ok := p.pairs[string(id)]
+		if !ok {
+			p.pairs[string(id)] = nil
+		}
+		return gs, p, string(id)
 	}
 	// visit calls fn for every (subject, pattern) of every statement of r.
 	visit := func(r *schema.Record, fn func(kind byte, subject string, pat match.URIPattern, g grant)) {
@@ -352,12 +367,18 @@ func (s *Snapshot) planRecords(d *schema.EntityDiff[*schema.Record], w *writer) 
 		for i := range r.Statements {
 			st := &r.Statements[i]
 			users, groups := st.Subjects(r)
+			key := strings.Join(st.Roles, "\x00")
+			roles, ok := interned[key]
+			if !ok {
+				roles = slices.Clip(st.Roles)
+				interned[key] = roles
+			}
+			g := grant{rec: r, roles: roles, env: env, stmt: int32(i)}
 			for _, res := range st.Resources {
 				pat, err := match.ParseURIPattern(res)
 				if err != nil {
 					continue // validated policies hold no malformed pattern
 				}
-				g := grant{rec: r, stmt: i, env: env}
 				for _, u := range users {
 					fn(kindUser, u, pat, g)
 				}
@@ -373,63 +394,86 @@ func (s *Snapshot) planRecords(d *schema.EntityDiff[*schema.Record], w *writer) 
 	}
 	for _, r := range news(d) {
 		visit(r, func(kind byte, subject string, pat match.URIPattern, g grant) {
-			p := touch(kind, subject, pat)
-			if pat.Wildcard() {
-				p.wild = append(p.wild, wildcardGrant{pattern: pat, grant: g})
-			} else {
-				p.grants = append(p.grants, g)
-			}
+			gs, p, id := touch(kind, subject, pat)
+			p.pairs[id] = append(gs, wildcardGrant{pattern: pat, grant: g})
 		})
 	}
 
-	lk := newKeyBuf(0)
+	lk := &keyBuf{}
 	for _, p := range rows {
-		lk.b = grantKey(lk.b[:0], p.kind, p.subject, p.uri)
+		lk.b = p.key
 		old, _ := s.lookup(tableGrants, lk).(*grantRow)
-		grants := p.grants
-		if old != nil {
-			for _, g := range old.grants {
+		for r := old; r != nil; r = r.next {
+			gs, ok := p.pairs[string(r.ident)]
+			for _, g := range r.grants {
 				if !dropped[g.rec.ID] {
-					grants = append(grants, g)
+					gs = append(gs, wildcardGrant{grant: g})
+					ok = true
 				}
 			}
+			if ok {
+				p.pairs[string(r.ident)] = gs
+			}
 		}
-		slices.SortFunc(grants, compareGrants)
-		grants = slices.CompactFunc(grants, func(a, b grant) bool { return compareGrants(a, b) == 0 })
+		var row *grantRow
+		for _, id := range sortedKeys(p.pairs) {
+			gs := sortGrants(p.pairs[id])
+			if len(gs) == 0 {
+				continue
+			}
+			grants := make([]grant, len(gs))
+			for i, g := range gs {
+				grants[i] = g.grant
+			}
+			r := newGrantRow(p.key, []byte(id), grants)
+			r.next, row = row, r
+		}
 		switch {
-		case len(grants) > 0:
-			w.insert(tableGrants, &grantRow{kind: p.kind, subject: p.subject, uri: p.uri, grants: slices.Clip(grants)})
+		case row != nil:
+			w.insert(tableGrants, row)
 		case old != nil:
 			w.delete(tableGrants, old)
 		}
 	}
 	for _, p := range wildRows {
-		lk.b = subjectKey(lk.b[:0], p.kind, p.subject)
+		lk.b = p.key
 		old, _ := s.lookup(tableWildcardGrants, lk).(*wildcardRow)
-		grants := p.wild
-		if old != nil {
-			for _, g := range old.grants {
+		for r := old; r != nil; r = r.next {
+			gs, ok := p.pairs[string(r.ident)]
+			for _, g := range r.grants {
 				if !dropped[g.rec.ID] {
-					grants = append(grants, g)
+					gs = append(gs, g)
+					ok = true
 				}
 			}
+			if ok {
+				p.pairs[string(r.ident)] = gs
+			}
 		}
-		cmpWild := func(a, b wildcardGrant) int {
-			return cmp.Or(compareGrants(a.grant, b.grant), strings.Compare(a.pattern.String(), b.pattern.String()))
+		var row *wildcardRow
+		for _, id := range sortedKeys(p.pairs) {
+			gs := sortGrants(p.pairs[id])
+			if len(gs) == 0 {
+				continue
+			}
+			row = &wildcardRow{key: p.key, ident: []byte(id), grants: gs, next: row}
 		}
-		slices.SortFunc(grants, cmpWild)
-		grants = slices.CompactFunc(grants, func(a, b wildcardGrant) bool { return cmpWild(a, b) == 0 })
 		switch {
-		case len(grants) > 0:
-			w.insert(tableWildcardGrants, &wildcardRow{kind: p.kind, subject: p.subject, grants: grants})
+		case row != nil:
+			w.insert(tableWildcardGrants, row)
 		case old != nil:
 			w.delete(tableWildcardGrants, old)
 		}
 	}
 }
 
-func compareGrants(a, b grant) int {
-	return cmp.Or(strings.Compare(a.rec.ID, b.rec.ID), cmp.Compare(a.stmt, b.stmt))
+// sortGrants sorts grants by record, statement and pattern and drops duplicates.
+func sortGrants(gs []wildcardGrant) []wildcardGrant {
+	c := func(a, b wildcardGrant) int {
+		return cmp.Or(strings.Compare(a.rec.ID, b.rec.ID), cmp.Compare(a.stmt, b.stmt), strings.Compare(a.pattern.String(), b.pattern.String()))
+	}
+	slices.SortFunc(gs, c)
+	return slices.Clip(slices.CompactFunc(gs, func(a, b wildcardGrant) bool { return c(a, b) == 0 }))
 }
 
 func (s *Snapshot) planServers(d *schema.EntityDiff[*schema.ResourceServer], w *writer) error {
