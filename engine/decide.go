@@ -337,29 +337,32 @@ func (s *Snapshot) newEval(q *Question, uri string, tr *tracer) *evalCtx {
 // initEval prepares e to answer q about uri; e may live on the caller's stack.
 func (s *Snapshot) initEval(e *evalCtx, q *Question, uri string, tr *tracer) {
 	*e = evalCtx{s: s, user: q.User, uri: uri, env: q.Environment, at: q.Time, tr: tr, kb: newKeyBuf(3 + max(len(q.User), s.maxGroupID) + len(uri))}
-	if tr.on() {
-		e.loadGroups()
-		for _, g := range e.groups {
-			src := ""
-			e.kb.b = append(e.kb.b[:0], g...)
-			if row, ok := s.lookup(tableGroups, e.kb).(*groupRow); ok {
-				src = row.group.Pos.Short()
-			}
-			tr.add(Step{Kind: StepGroup, ID: g, Source: src, Result: "member", Detail: q.User + " is listed"})
-		}
-	}
 }
 
+// traceQuestion records the question and the user's groups.
 func (e *evalCtx) traceQuestion(text string) {
-	if e.tr.on() {
-		d := text
-		if e.env != "" {
-			d += " in environment " + e.env
+	if !e.tr.on() {
+		return
+	}
+	d := text
+	if e.env != "" {
+		d += " in environment " + e.env
+	}
+	if !e.at.IsZero() {
+		d += " at " + e.at.Format(time.RFC3339)
+	}
+	if e.s.revision != "" {
+		d += " (revision " + e.s.revision + ")"
+	}
+	e.tr.add(Step{Kind: StepQuestion, ID: e.user, Detail: d})
+	e.loadGroups()
+	for _, g := range e.groups {
+		src := ""
+		e.kb.b = append(e.kb.b[:0], g...)
+		if row, ok := e.s.lookup(tableGroups, e.kb).(*groupRow); ok {
+			src = row.group.Pos.Short()
 		}
-		if !e.at.IsZero() {
-			d += " at " + e.at.Format(time.RFC3339)
-		}
-		e.tr.add(Step{Kind: StepQuestion, ID: e.s.revision, Detail: d})
+		e.tr.add(Step{Kind: StepGroup, ID: g, Source: src, Result: "member", Detail: e.user + " is listed"})
 	}
 }
 
@@ -509,11 +512,13 @@ func (e *evalCtx) recordAllows(action string) bool {
 			if r == nil {
 				continue
 			}
+			matched := false
 			for i := range r.entries {
 				en := &r.entries[i]
 				if !en.pattern.Matches(action) {
 					continue
 				}
+				matched = true
 				if e.tr.on() {
 					e.tr.add(Step{Kind: StepRole, ID: id, Source: r.entrySource(i), Depth: 1, Result: allowDeny(en.allow),
 						Detail: fmt.Sprintf("entry %s matches %s with allow: %t", en.pattern, action, en.allow)})
@@ -524,6 +529,10 @@ func (e *evalCtx) recordAllows(action string) bool {
 						return false
 					}
 				}
+			}
+			if !matched && e.tr.on() {
+				e.tr.add(Step{Kind: StepRole, ID: id, Source: r.role.Pos.Short(), Depth: 1, Result: "no match",
+					Detail: "no entry matches " + action})
 			}
 		}
 		return true

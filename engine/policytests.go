@@ -119,9 +119,9 @@ func describe(q Question) string {
 	case q.Role != "":
 		s = fmt.Sprintf("%s holds role %s on %s", q.User, q.Role, q.Resource)
 	case q.Assign != "":
-		s = fmt.Sprintf("%s assigns role %s on %s", q.User, q.Assign, q.Resource)
+		s = fmt.Sprintf("%s may assign role %s on %s", q.User, q.Assign, q.Resource)
 	default:
-		s = fmt.Sprintf("%s %s %s", q.User, q.Action, q.Resource)
+		s = fmt.Sprintf("%s may do %s on %s", q.User, q.Action, q.Resource)
 	}
 	if q.Environment != "" {
 		s += " in " + q.Environment

@@ -209,7 +209,9 @@ func (e *evalCtx) policyGrants(srv *serverRow, id string, depth int) bool {
 	var detail string
 	switch pol.Type {
 	case schema.PolicyRole:
+		tr.indent(1)
 		held := e.heldRoles()
+		tr.indent(-1)
 		n := 0
 		for _, r := range pol.Roles {
 			if slices.Contains(held, r) {

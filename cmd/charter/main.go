@@ -37,6 +37,8 @@ type cliEnv struct {
 func commands() map[string]command {
 	return map[string]command{
 		"validate": {"check a policy repository against the schema and run its tests", runValidate},
+		"check":    {"answer one authorization question, optionally with its trace", runCheck},
+		"test":     {"run the policy's tests", runTest},
 		"schema":   {"print the embedded CUE schema", runSchema},
 		"version":  {"print the version", runVersion},
 	}

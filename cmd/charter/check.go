@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/charter-policy/charter/engine"
+	"github.com/charter-policy/charter/schema"
+)
+
+// localRevision is the revision reported for decisions made from a policy
+// directory read by the CLI rather than from a commit.
+const localRevision = "worktree"
+
+func runCheck(ctx context.Context, env *cliEnv, args []string) (int, error) {
+	fs := newFlagSet("check", "[--dir DIR] USER RESOURCE ACTION\n       charter check [--dir DIR] --role ROLE | --assign ROLE USER RESOURCE", env.stderr)
+	dir := fs.String("dir", ".", "policy root `directory`")
+	role := fs.String("role", "", "ask whether USER holds `ROLE` on RESOURCE (instead of ACTION)")
+	assign := fs.String("assign", "", "ask whether USER may assign `ROLE` on RESOURCE to others (instead of ACTION)")
+	explain := fs.Bool("explain", false, "print the decision trace")
+	at := fs.String("time", "", "the time of the question, RFC 3339 (default now)")
+	environment := fs.String("environment", "", "exclude records tagged with another environment `NAME`")
+	format := oneOf("text", "text", "json")
+	fs.Var(format, "format", "output format: text or json")
+	pos, err := parseFlags(fs, args, env.getenv)
+	if err != nil {
+		return exitFailure, err
+	}
+	if *role != "" && *assign != "" {
+		return exitFailure, errors.New("--role and --assign exclude each other")
+	}
+	q := engine.Question{Environment: *environment, Time: env.now()}
+	switch {
+	case *role != "" || *assign != "":
+		if len(pos) != 2 {
+			return exitFailure, fmt.Errorf("want USER RESOURCE with --role or --assign, got %d arguments", len(pos))
+		}
+		q.User, q.Resource, q.Role, q.Assign = pos[0], pos[1], *role, *assign
+	default:
+		if len(pos) != 3 {
+			return exitFailure, fmt.Errorf("want USER RESOURCE ACTION, got %d arguments", len(pos))
+		}
+		q.User, q.Resource, q.Action = pos[0], pos[1], pos[2]
+	}
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return exitFailure, fmt.Errorf("--time %q is not an RFC 3339 time such as 2026-03-02T10:30:00Z", *at)
+		}
+		q.Time = t
+	}
+	if q.User == "" {
+		return exitFailure, errors.New("USER is empty")
+	}
+
+	snap, err := loadSnapshot(ctx, *dir)
+	if err != nil {
+		return exitFailure, err
+	}
+	var d engine.Decision
+	if *explain {
+		d, err = snap.Explain(q)
+	} else {
+		d, err = snap.Decide(q)
+	}
+	if err != nil {
+		return exitFailure, questionArgError(err)
+	}
+	if format.String() == "json" {
+		err = writeDecisionJSON(env.stdout, q, d)
+	} else {
+		err = writeDecisionText(env.stdout, q, d)
+	}
+	if err != nil {
+		return exitFailure, err
+	}
+	if !d.Allowed {
+		return exitFailed, nil
+	}
+	return exitOK, nil
+}
+
+// loadSnapshot loads and validates the policy in dir and builds its snapshot.
+func loadSnapshot(ctx context.Context, dir string) (*engine.Snapshot, error) {
+	p, err := loadDir(ctx, dir)
+	var errs schema.Errors
+	if errors.As(err, &errs) {
+		return nil, fmt.Errorf("the policy in %s is invalid (%d %s, the first: %v); run charter validate %s",
+			dir, len(errs), plural(len(errs), "error", "errors"), errs[0], dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return engine.Build(p, localRevision)
+}
+
+// questionArgError renames a question error after the command-line argument at fault.
+func questionArgError(err error) error {
+	var qe *engine.QuestionError
+	if !errors.As(err, &qe) {
+		return err
+	}
+	arg := map[string]string{"resource": "RESOURCE", "action": "ACTION", "role": "--role", "assign": "--assign"}[qe.Arg]
+	if arg == "" {
+		arg = qe.Arg
+	}
+	return fmt.Errorf("bad %s: %w", arg, qe.Err)
+}
+
+func writeDecisionText(w io.Writer, q engine.Question, d engine.Decision) error {
+	verdict := "denied"
+	if d.Allowed {
+		verdict = "allowed"
+	}
+	var what string
+	switch {
+	case q.Role != "":
+		what = fmt.Sprintf("%s holds role %s on %s", q.User, q.Role, q.Resource)
+	case q.Assign != "":
+		what = fmt.Sprintf("%s may assign role %s on %s", q.User, q.Assign, q.Resource)
+	default:
+		what = fmt.Sprintf("%s may do %s on %s", q.User, q.Action, q.Resource)
+	}
+	if _, err := fmt.Fprintf(w, "%s: %s (decided by the %s layer, revision %s)\n", verdict, what, layerName(d.Layer), d.Revision); err != nil {
+		return err
+	}
+	if d.Trace != nil {
+		return engine.WriteTrace(w, "  ", d.Trace)
+	}
+	return nil
+}
+
+func layerName(layer string) string {
+	if layer == engine.LayerResourceServer {
+		return "resource-server"
+	}
+	return "record"
+}
+
+func writeDecisionJSON(w io.Writer, q engine.Question, d engine.Decision) error {
+	out := struct {
+		engine.Decision
+		Question engine.Question `json:"question"`
+	}{d, q}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/charter-policy/charter/engine"
+	"github.com/charter-policy/charter/schema"
+)
+
+func runTest(ctx context.Context, env *cliEnv, args []string) (int, error) {
+	fs := newFlagSet("test", "[DIR] [--run REGEX]", env.stderr)
+	runExpr := fs.String("run", "", "run only the tests whose names match `REGEX`")
+	format := oneOf("text", "text", "json")
+	fs.Var(format, "format", "output format: text or json")
+	pos, err := parseFlags(fs, args, env.getenv)
+	if err != nil {
+		return exitFailure, err
+	}
+	if len(pos) > 1 {
+		return exitFailure, fmt.Errorf("want at most one directory, got %d arguments", len(pos))
+	}
+	dir := "."
+	if len(pos) == 1 {
+		dir = pos[0]
+	}
+	var filter *regexp.Regexp
+	if *runExpr != "" {
+		if filter, err = regexp.Compile(*runExpr); err != nil {
+			return exitFailure, fmt.Errorf("bad --run: %w", err)
+		}
+	}
+	p, err := loadDir(ctx, dir)
+	var errs schema.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			fmt.Fprintln(env.stdout, e.Error())
+		}
+		fmt.Fprintf(env.stdout, "%s: invalid, %d %s; no test ran\n", dir, len(errs), plural(len(errs), "error", "errors"))
+		return exitFailed, nil
+	}
+	if err != nil {
+		return exitFailure, err
+	}
+	rep, err := engine.RunTests(p, filter, env.now())
+	if err != nil {
+		return exitFailure, err
+	}
+	if format.String() == "json" {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = rep.WriteText(env.stdout)
+	}
+	if err != nil {
+		return exitFailure, err
+	}
+	if !rep.OK() {
+		return exitFailed, nil
+	}
+	return exitOK, nil
+}

@@ -1,0 +1,151 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/charter-policy/charter/engine"
+)
+
+// Error codes of {"error":{"code",...}}.
+const (
+	codeInvalidJSON      = "invalid_json"
+	codeUnknownField     = "unknown_field"
+	codeInvalidPath      = "invalid_path"
+	codeInvalidUser      = "invalid_user"
+	codeInvalidResource  = "invalid_resource"
+	codeInvalidAction    = "invalid_action"
+	codeInvalidQuestion  = "invalid_question"
+	codeUnknownRole      = "unknown_role"
+	codeInvalidTime      = "invalid_time"
+	codeInvalidArgument  = "invalid_argument"
+	codeTooManyChecks    = "too_many_checks"
+	codeForbidden        = "forbidden"
+	codeInvalidSignature = "invalid_signature"
+	codeNotFound         = "not_found"
+	codeMethodNotAllowed = "method_not_allowed"
+	codeMinRevision      = "min_revision_not_met"
+	codeBodyTooLarge     = "body_too_large"
+	codeNoSnapshot       = "no_snapshot"
+	codeInternal         = "internal"
+)
+
+const bodyTooLargeMsg = "request body exceeds 1 MiB"
+
+var jsonContentType = []string{"application/json"}
+
+// apiError is an error answer: its status and body.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func badRequest(code, msg string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: code, Message: msg}
+}
+
+// writeError answers {"error":{"code","message"}} with status.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, struct {
+		Error apiError `json:"error"`
+	}{apiError{Code: code, Message: msg}})
+}
+
+func (e *apiError) write(w http.ResponseWriter) { writeError(w, e.Status, e.Code, e.Message) }
+
+// writeJSON answers v as JSON with status. The values encoded here cannot
+// fail to encode; should one, the client gets a 500 rather than half a body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":{"code":"internal","message":"encoding the response failed"}}`)
+	}
+	writeBody(w, status, append(body, '\n'))
+}
+
+// writeBody answers a JSON body with status.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	hdr := w.Header()
+	hdr["Content-Type"] = jsonContentType
+	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// questionError turns an error of the engine into an answer: a malformed
+// question is the client's (400); anything else is a bug (500).
+func questionError(err error) *apiError {
+	var qe *engine.QuestionError
+	if !errors.As(err, &qe) {
+		return &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error"}
+	}
+	code := codeInvalidQuestion
+	switch {
+	case errors.Is(err, engine.ErrUnknownRole):
+		code = codeUnknownRole
+	case qe.Arg == "resource" || qe.Arg == "collection":
+		code = codeInvalidResource
+	case qe.Arg == "action":
+		code = codeInvalidAction
+	case qe.Arg == "role" || qe.Arg == "assign":
+		code = codeUnknownRole
+	}
+	return badRequest(code, err.Error())
+}
+
+// decodeBody decodes the one JSON value of body into v, strictly: unknown
+// fields, trailing data and bodies over MaxBodyBytes are errors. body should
+// be bounded by http.MaxBytesReader (or be a bounded reader in tests).
+func decodeBody(body io.Reader, v any) *apiError {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err != nil {
+			if e := decodeError(err); e.Status != http.StatusBadRequest {
+				return e
+			}
+		}
+		return badRequest(codeInvalidJSON, "unexpected data after the JSON value")
+	}
+	return nil
+}
+
+func decodeError(err error) *apiError {
+	var (
+		mbe *http.MaxBytesError
+		se  *json.SyntaxError
+		ute *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeBodyTooLarge, Message: bodyTooLargeMsg}
+	case errors.Is(err, io.EOF):
+		return badRequest(codeInvalidJSON, "empty body: a JSON object is required")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest(codeInvalidJSON, "truncated JSON")
+	case errors.As(err, &se):
+		return badRequest(codeInvalidJSON, "invalid JSON at byte "+strconv.FormatInt(se.Offset, 10)+": "+se.Error())
+	case errors.As(err, &ute):
+		where := ute.Field
+		if where == "" {
+			where = "the body"
+		}
+		return badRequest(codeInvalidJSON, where+": expected "+ute.Type.String()+", got JSON "+ute.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// encoding/json has no error type for DisallowUnknownFields.
+		return badRequest(codeUnknownField, strings.TrimPrefix(err.Error(), "json: "))
+	default:
+		return badRequest(codeInvalidJSON, "reading the body: "+err.Error())
+	}
+}

@@ -1,0 +1,270 @@
+package api
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MaxBodyBytes bounds the body of every request; a longer one is answered 413.
+const MaxBodyBytes = 1 << 20
+
+// MaxChecks bounds the checks of one POST /v1/check request.
+const MaxChecks = 1000
+
+// DefaultMinRevisionWait is how long a request with Charter-Min-Revision waits
+// for that revision when Options.MinRevisionWait is zero.
+const DefaultMinRevisionWait = 2 * time.Second
+
+// Header names of the API (in canonical form, so that they can index an
+// http.Header directly).
+const (
+	// HeaderRevision carries the revision of the snapshot that made a decision.
+	HeaderRevision = "Charter-Revision"
+	// HeaderMinRevision asks for a decision by that revision or a newer one.
+	HeaderMinRevision = "Charter-Min-Revision"
+	// HeaderSignature carries the webhook's HMAC-SHA256 of the body, as
+	// "sha256=<hex>" (GitHub's X-Hub-Signature-256).
+	HeaderSignature = "X-Hub-Signature-256"
+)
+
+// Options configure the handler returned by NewHandler.
+type Options struct {
+	// Environment applies to every question (SPEC 2.7): records tagged with
+	// another environment are excluded. Empty: records of every environment
+	// without a tag apply, tagged ones do not.
+	Environment string
+	// WebhookSecret, when set, is the HMAC-SHA256 key that POST /v1/reconcile
+	// requires in X-Hub-Signature-256. When nil, POST /v1/reconcile is
+	// accepted only from a loopback address.
+	WebhookSecret []byte
+	// Registerer receives charter_check_requests_total and
+	// charter_check_duration_seconds. Nil: they are kept but not registered.
+	Registerer prometheus.Registerer
+	// Gatherer is served at GET /metrics. Nil: there is no /metrics route.
+	Gatherer prometheus.Gatherer
+	// Logger logs internal errors and recovered panics. Nil: nothing is logged.
+	Logger *slog.Logger
+	// MinRevisionWait bounds how long a request with Charter-Min-Revision
+	// waits for that revision before it is answered 409. Zero:
+	// DefaultMinRevisionWait.
+	MinRevisionWait time.Duration
+	// RevisionIncludes reports whether the served revision is min or a
+	// descendant of it (git ancestry), for Charter-Min-Revision. Nil: only the
+	// revision min itself satisfies the header.
+	RevisionIncludes func(served, min string) bool
+}
+
+// handler serves the API; see NewHandler.
+type handler struct {
+	b        Backend
+	env      string
+	secret   []byte
+	log      *slog.Logger
+	wait     time.Duration
+	includes func(served, min string) bool
+	mux      *http.ServeMux
+	m        *metrics
+	state    atomic.Pointer[snapState]
+}
+
+// NewHandler returns the HTTP API of SPEC section 5 (all of it but
+// /v1/audit), answered from b:
+//
+//	GET  /v1/users/{userId}/resources/{resourceUri}/permissions/{action}  200 or 404 {"allowed","revision"}
+//	GET  /v1/users/{userId}/resources/{resourceUri}/permissions           {"permissions":[{"action","allow","grant","delegate"}],"revision"}
+//	GET  /v1/users/{userId}/resources/{resourceUri}/roles                 {"roles":[...],"revision"}
+//	GET  /v1/users/{userId}/resources/{resourceUri}/assignable/{roleId}   200 or 404 {"allowed","revision"}
+//	GET  /v1/users/{userId}/resources?permission=A&collectionResource=P   {"resources":[{"resourceUri"}],"accessToAllSubResources","revision"}
+//	POST /v1/check     {"checks":[{"userId","resourceUri","action"}],"time"?} → {"revision","results":[{"allowed"}]}
+//	POST /v1/explain   {"userId","resourceUri","action"|"role"|"assign","time"?} → {"allowed","revision","layer","trace"}
+//	GET  /v1/status    Backend.Status
+//	POST /v1/reconcile 202 {"status":"accepted"}
+//	GET  /healthz, /readyz, /metrics
+//
+// {resourceUri} is one URL-encoded path segment ("documents%2Fd1"). Every
+// response made from a snapshot carries the Charter-Revision header.
+//
+// Errors are {"error":{"code","message"}}: 400 for bad input (codes
+// invalid_json, unknown_field, invalid_path, invalid_user, invalid_resource,
+// invalid_action, invalid_question, unknown_role, invalid_time,
+// invalid_argument, too_many_checks), 403 (forbidden, invalid_signature),
+// 404 (not_found), 405 (method_not_allowed), 409 (min_revision_not_met),
+// 413 (body_too_large), 503 (no_snapshot) and, for a bug only, 500
+// (internal).
+//
+// NewHandler registers its metrics on opts.Registerer, reusing collectors
+// that an earlier handler registered there; it panics if another collector
+// of the same name conflicts with them.
+func NewHandler(b Backend, opts Options) http.Handler {
+	h := &handler{
+		b:        b,
+		env:      opts.Environment,
+		secret:   opts.WebhookSecret,
+		log:      opts.Logger,
+		wait:     opts.MinRevisionWait,
+		includes: opts.RevisionIncludes,
+		mux:      http.NewServeMux(),
+		m:        newMetrics(opts.Registerer),
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.wait <= 0 {
+		h.wait = DefaultMinRevisionWait
+	}
+	h.route("POST", "/v1/check", h.serveBatch)
+	h.route("POST", "/v1/explain", h.serveExplain)
+	h.route("GET", "/v1/status", h.serveStatus)
+	h.route("POST", "/v1/reconcile", h.serveReconcile)
+	h.route("GET", "/healthz", h.serveHealthz)
+	h.route("GET", "/readyz", h.serveReadyz)
+	if opts.Gatherer != nil {
+		h.route("GET", "/metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
+			ErrorLog:      slog.NewLogLogger(h.log.Handler(), slog.LevelError),
+			ErrorHandling: promhttp.ContinueOnError,
+		}).ServeHTTP)
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, codeNotFound, "no route "+r.URL.Path)
+	})
+	return h
+}
+
+// route registers f for method and path, and a JSON 405 for every other
+// method on path (ServeMux's own 405 is plain text).
+func (h *handler) route(method, path string, f http.HandlerFunc) {
+	h.mux.HandleFunc(method+" "+path, f)
+	allow := method
+	if method == http.MethodGet {
+		allow = "GET, HEAD"
+	}
+	h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		methodNotAllowed(w, r, allow)
+	})
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed; allowed: "+allow)
+}
+
+// ServeHTTP routes the user routes itself (the hot path: no ServeMux
+// matching, no clean-path redirects of empty or dot segments) and the rest
+// through a ServeMux.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer h.recoverPanic(w, r)
+	if strings.HasPrefix(r.URL.Path, usersPrefix) {
+		h.serveUsers(w, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// recoverPanic is the last resort: it logs a panic and answers 500 (when
+// nothing was written yet, otherwise the client sees a cut response).
+func (h *handler) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler { //nolint:errorlint // sentinel value, compared as net/http does
+		panic(v)
+	}
+	h.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v)
+	writeError(w, http.StatusInternalServerError, codeInternal, "internal error")
+}
+
+func (h *handler) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	st := h.b.Status()
+	if st.Counts == nil {
+		st.Counts = map[string]int{}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *handler) serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *handler) serveReadyz(w http.ResponseWriter, _ *http.Request) {
+	s := h.b.Snapshot()
+	if s == nil {
+		writeError(w, http.StatusServiceUnavailable, codeNoSnapshot, "no policy snapshot loaded yet")
+		return
+	}
+	w.Header()[HeaderRevision] = []string{s.Revision()}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "revision": s.Revision()})
+}
+
+// serveReconcile asks the backend for a fetch now. With a webhook secret the
+// body must carry a valid X-Hub-Signature-256; without one only loopback
+// clients may ask.
+func (h *handler) serveReconcile(w http.ResponseWriter, r *http.Request) {
+	if h.secret == nil {
+		if !isLoopback(r.RemoteAddr) {
+			writeError(w, http.StatusForbidden, codeForbidden, "reconcile is accepted from loopback only (no webhook secret is set)")
+			return
+		}
+	} else {
+		if r.ContentLength > MaxBodyBytes {
+			writeError(w, http.StatusRequestEntityTooLarge, codeBodyTooLarge, bodyTooLargeMsg)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				writeError(w, http.StatusRequestEntityTooLarge, codeBodyTooLarge, bodyTooLargeMsg)
+				return
+			}
+			writeError(w, http.StatusBadRequest, codeInvalidJSON, "reading the body: "+err.Error())
+			return
+		}
+		if !validSignature(h.secret, body, r.Header[HeaderSignature]) {
+			writeError(w, http.StatusForbidden, codeInvalidSignature, "missing or invalid "+HeaderSignature)
+			return
+		}
+	}
+	h.b.Reconcile()
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
+}
+
+// validSignature reports whether the one header value is "sha256=<hex>" of
+// the HMAC-SHA256 of body under secret.
+func validSignature(secret, body []byte, header []string) bool {
+	if len(header) != 1 {
+		return false
+	}
+	hexSum, ok := strings.CutPrefix(header[0], "sha256=")
+	if !ok {
+		return false
+	}
+	got, err := hex.DecodeString(hexSum)
+	if err != nil || len(got) != sha256.Size {
+		return false
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}
+
+// isLoopback reports whether a RemoteAddr ("host:port") is a loopback address.
+func isLoopback(remoteAddr string) bool {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	return ap.Addr().Unmap().IsLoopback()
+}
