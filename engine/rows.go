@@ -57,7 +57,7 @@ type grantRowStorage struct {
 	buf [64]byte
 }
 
-func newGrantRow(key, ident []byte, grants []grant) *grantRow {
+func newGrantRow(key, ident string, grants []grant) *grantRow {
 	st := &grantRowStorage{}
 	r := &st.row
 	if len(key)+len(ident) <= len(st.buf) {
@@ -65,7 +65,7 @@ func newGrantRow(key, ident []byte, grants []grant) *grantRow {
 		copy(st.buf[n:], ident)
 		r.key, r.ident = st.buf[:n:n], st.buf[n:n+len(ident):n+len(ident)]
 	} else {
-		r.key, r.ident = bytes.Clone(key), bytes.Clone(ident)
+		r.key, r.ident = []byte(key), []byte(ident)
 	}
 	if len(grants) == 1 {
 		st.one[0] = grants[0]

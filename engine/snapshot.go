@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"slices"
@@ -178,6 +179,7 @@ func (s *Snapshot) lookup(table string, kb *keyBuf) any {
 type writer struct {
 	inserts []tableRow
 	deletes []tableRow
+	grants  []*grantRow
 }
 
 type tableRow struct {
@@ -185,13 +187,29 @@ type tableRow struct {
 	row   any
 }
 
-func (w *writer) insert(table string, row any) { w.inserts = append(w.inserts, tableRow{table, row}) }
+func (w *writer) insert(table string, row any) {
+	if g, ok := row.(*grantRow); ok {
+		w.grants = append(w.grants, g)
+		return
+	}
+	w.inserts = append(w.inserts, tableRow{table, row})
+}
+
 func (w *writer) delete(table string, row any) { w.deletes = append(w.deletes, tableRow{table, row}) }
 
+// write applies the planned writes. Grant rows, the bulk, are inserted in
+// key order: consecutive inserts then share the radix nodes that the
+// transaction already copied, instead of copying a random path each time.
 func (w *writer) write(txn *memdb.Txn) error {
 	for _, d := range w.deletes {
 		if err := txn.Delete(d.table, d.row); err != nil {
 			return fmt.Errorf("delete from %s: %w", d.table, err)
+		}
+	}
+	slices.SortFunc(w.grants, func(a, b *grantRow) int { return bytes.Compare(a.key, b.key) })
+	for _, g := range w.grants {
+		if err := txn.Insert(tableGrants, g); err != nil {
+			return fmt.Errorf("insert into %s: %w", tableGrants, err)
 		}
 	}
 	for _, in := range w.inserts {
@@ -324,11 +342,26 @@ func (s *Snapshot) planGroups(d *schema.EntityDiff[*schema.Group], w *writer) {
 	}
 }
 
-// pendingRow accumulates the new content of one grant or wildcard row:
-// the grants per identity (kind, subject, NUL, URI or pattern).
+// pendingPair is the new content of one (subject, URI or pattern) of a row.
+type pendingPair struct {
+	ident  string // kind, subject[, NUL, URI]
+	grants []wildcardGrant
+}
+
+// pendingRow accumulates the new content of one grant or wildcard row.
 type pendingRow struct {
-	key   []byte
-	pairs map[string][]wildcardGrant
+	key   string
+	pairs []pendingPair // usually one; more when keys collide
+}
+
+func (p *pendingRow) pair(id []byte) *pendingPair {
+	for i := range p.pairs {
+		if p.pairs[i].ident == string(id) {
+			return &p.pairs[i]
+		}
+	}
+	p.pairs = append(p.pairs, pendingPair{ident: string(id)})
+	return &p.pairs[len(p.pairs)-1]
 }
 
 func (s *Snapshot) planRecords(d *schema.EntityDiff[*schema.Record], w *writer) {
@@ -340,26 +373,21 @@ func (s *Snapshot) planRecords(d *schema.EntityDiff[*schema.Record], w *writer) 
 	wildRows := map[string]*pendingRow{} // subject key -> row
 	interned := map[string][]string{}
 	var kb, id []byte
-	touch := func(kind byte, subject string, pat match.URIPattern) ([]wildcardGrant, *pendingRow, string) {
+	touch := func(kind byte, subject string, pat match.URIPattern) *pendingPair {
 		m := rows
 		if pat.Wildcard() {
 			kb, m = subjectKey(kb[:0], kind, subject), wildRows
-			id = ident(id[:0], kind, subject, "")
-			id = id[:len(id)-1]
+			id = append(append(id[:0], kind), subject...)
 		} else {
 			kb = grantKey(kb[:0], kind, subject, pat.String())
 			id = ident(id[:0], kind, subject, pat.String())
 		}
 		p := m[string(kb)]
 		if p == nil {
-			p = &pendingRow{key: slices.Clone(kb), pairs: map[string][]wildcardGrant{}}
-			m[string(p.key)] = p
+			p = &pendingRow{key: string(kb)}
+			m[p.key] = p
 		}
-		gs, ok := p.pairs[string(id)]
-		if !ok {
-			p.pairs[string(id)] = nil
-		}
-		return gs, p, string(id)
+		return p.pair(id)
 	}
 	// visit calls fn for every (subject, pattern) of every statement of r.
 	visit := func(r *schema.Record, fn func(kind byte, subject string, pat match.URIPattern, g grant)) {
@@ -394,30 +422,31 @@ func (s *Snapshot) planRecords(d *schema.EntityDiff[*schema.Record], w *writer) 
 	}
 	for _, r := range news(d) {
 		visit(r, func(kind byte, subject string, pat match.URIPattern, g grant) {
-			gs, p, id := touch(kind, subject, pat)
-			p.pairs[id] = append(gs, wildcardGrant{pattern: pat, grant: g})
+			p := touch(kind, subject, pat)
+			p.grants = append(p.grants, wildcardGrant{pattern: pat, grant: g})
 		})
 	}
+	fresh := s.counts.Records == 0 // nothing to read from an empty snapshot
 
 	lk := &keyBuf{}
 	for _, p := range rows {
-		lk.b = p.key
-		old, _ := s.lookup(tableGrants, lk).(*grantRow)
+		var old *grantRow
+		if !fresh {
+			lk.b = append(lk.b[:0], p.key...)
+			old, _ = s.lookup(tableGrants, lk).(*grantRow)
+		}
 		for r := old; r != nil; r = r.next {
-			gs, ok := p.pairs[string(r.ident)]
+			pp := p.pair(r.ident)
 			for _, g := range r.grants {
 				if !dropped[g.rec.ID] {
-					gs = append(gs, wildcardGrant{grant: g})
-					ok = true
+					pp.grants = append(pp.grants, wildcardGrant{grant: g})
 				}
-			}
-			if ok {
-				p.pairs[string(r.ident)] = gs
 			}
 		}
 		var row *grantRow
-		for _, id := range sortedKeys(p.pairs) {
-			gs := sortGrants(p.pairs[id])
+		slices.SortFunc(p.pairs, func(a, b pendingPair) int { return strings.Compare(b.ident, a.ident) })
+		for _, pp := range p.pairs {
+			gs := sortGrants(pp.grants)
 			if len(gs) == 0 {
 				continue
 			}
@@ -425,7 +454,7 @@ func (s *Snapshot) planRecords(d *schema.EntityDiff[*schema.Record], w *writer) 
 			for i, g := range gs {
 				grants[i] = g.grant
 			}
-			r := newGrantRow(p.key, []byte(id), grants)
+			r := newGrantRow(p.key, pp.ident, grants)
 			r.next, row = row, r
 		}
 		switch {
@@ -436,27 +465,25 @@ func (s *Snapshot) planRecords(d *schema.EntityDiff[*schema.Record], w *writer) 
 		}
 	}
 	for _, p := range wildRows {
-		lk.b = p.key
-		old, _ := s.lookup(tableWildcardGrants, lk).(*wildcardRow)
+		var old *wildcardRow
+		if !fresh {
+			lk.b = append(lk.b[:0], p.key...)
+			old, _ = s.lookup(tableWildcardGrants, lk).(*wildcardRow)
+		}
 		for r := old; r != nil; r = r.next {
-			gs, ok := p.pairs[string(r.ident)]
+			pp := p.pair(r.ident)
 			for _, g := range r.grants {
 				if !dropped[g.rec.ID] {
-					gs = append(gs, g)
-					ok = true
+					pp.grants = append(pp.grants, g)
 				}
-			}
-			if ok {
-				p.pairs[string(r.ident)] = gs
 			}
 		}
 		var row *wildcardRow
-		for _, id := range sortedKeys(p.pairs) {
-			gs := sortGrants(p.pairs[id])
-			if len(gs) == 0 {
-				continue
+		slices.SortFunc(p.pairs, func(a, b pendingPair) int { return strings.Compare(b.ident, a.ident) })
+		for _, pp := range p.pairs {
+			if gs := sortGrants(pp.grants); len(gs) > 0 {
+				row = &wildcardRow{key: []byte(p.key), ident: []byte(pp.ident), grants: gs, next: row}
 			}
-			row = &wildcardRow{key: p.key, ident: []byte(id), grants: gs, next: row}
 		}
 		switch {
 		case row != nil:
