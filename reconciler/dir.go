@@ -60,9 +60,9 @@ func (d *DirSource) String() string { return "dir:" + d.dir }
 // HEAD commit of the enclosing git work tree, with "+dirty" when a policy
 // file differs from that commit, else a hash of the content.
 func (d *DirSource) Fetch(ctx context.Context) (Revision, fs.FS, error) {
-	files, hash, err := readPolicyFiles(ctx, d.dir)
+	files, hash, err := readPolicyFiles(ctx, os.DirFS(d.dir))
 	if err != nil {
-		return Revision{}, nil, err
+		return Revision{}, nil, fmt.Errorf("read %s: %w", d.dir, err)
 	}
 	rev, err := gitRevision(d.dir, files)
 	switch {
@@ -95,12 +95,12 @@ func hiddenOrModule(name string, isDir bool) bool {
 	return name != "." && strings.HasPrefix(base, ".") || isDir && base == "cue.mod"
 }
 
-// readPolicyFiles reads every policy file below root into memory and hashes them.
-func readPolicyFiles(ctx context.Context, root string) (fstest.MapFS, string, error) {
+// readPolicyFiles reads every policy file of root into memory and hashes them.
+func readPolicyFiles(ctx context.Context, root fs.FS) (fstest.MapFS, string, error) {
 	files := fstest.MapFS{}
 	h := sha256.New()
 	total := 0
-	err := fs.WalkDir(os.DirFS(root), ".", func(name string, e fs.DirEntry, err error) error {
+	err := fs.WalkDir(root, ".", func(name string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -116,7 +116,7 @@ func readPolicyFiles(ctx context.Context, root string) (fstest.MapFS, string, er
 		if e.IsDir() || !isPolicyFile(name) {
 			return nil
 		}
-		data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(name)))
+		data, err := fs.ReadFile(root, name)
 		if err != nil {
 			return err
 		}
@@ -129,7 +129,7 @@ func readPolicyFiles(ctx context.Context, root string) (fstest.MapFS, string, er
 		return nil
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", root, err)
+		return nil, "", err
 	}
 	return files, hex.EncodeToString(h.Sum(nil)), nil
 }

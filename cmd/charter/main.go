@@ -40,6 +40,7 @@ func commands() map[string]command {
 		"check":    {"answer one authorization question, optionally with its trace", runCheck},
 		"test":     {"run the policy's tests", runTest},
 		"schema":   {"print the embedded CUE schema", runSchema},
+		"serve":    {"run the sidecar: answer checks over HTTP from a watched policy source", runServe},
 		"version":  {"print the version", runVersion},
 	}
 }

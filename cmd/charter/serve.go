@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/charter-policy/charter/engine"
+	"github.com/charter-policy/charter/engine/api"
+	policiesexample "github.com/charter-policy/charter/policies-example"
+	"github.com/charter-policy/charter/reconciler"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// drainTimeout bounds how long SIGTERM waits for in-flight requests (SPEC 6).
+const drainTimeout = 10 * time.Second
+
+// maxWebhookSecret bounds the size of --webhook-secret-file.
+const maxWebhookSecret = 4096
+
+type serveConfig struct {
+	source, path, listen, environment string
+	logFormat, logLevel               string
+	webhookSecretFile                 string
+	minRevisionWait, debounce         time.Duration
+}
+
+func runServe(ctx context.Context, env *cliEnv, args []string) (int, error) {
+	fs := newFlagSet("serve", "", env.stderr)
+	var cfg serveConfig
+	fs.StringVar(&cfg.source, "source", "", "policy source: a directory (watched for changes); empty serves the example policies built into the binary")
+	fs.StringVar(&cfg.path, "path", "", "the policy root inside the source (default: the source's root)")
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8181", "address to listen on")
+	fs.StringVar(&cfg.environment, "environment", "", "serve only records whose tags.environment is this (or unset)")
+	logFormat := oneOf("text", "text", "json")
+	fs.Var(logFormat, "log-format", "log format: text or json")
+	logLevel := oneOf("info", "debug", "info", "warn", "error")
+	fs.Var(logLevel, "log-level", "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.webhookSecretFile, "webhook-secret-file", "", "file holding the secret that POST /v1/reconcile must sign with (X-Hub-Signature-256); without it, reconcile is accepted from loopback only")
+	fs.DurationVar(&cfg.minRevisionWait, "min-revision-wait", api.DefaultMinRevisionWait, "how long a request with Charter-Min-Revision waits for that revision")
+	fs.DurationVar(&cfg.debounce, "debounce", reconciler.DefaultDebounce, "how long a watched directory must be quiet before a reload")
+	pos, err := parseFlags(fs, args, env.getenv)
+	if err != nil {
+		return exitFailure, err
+	}
+	if len(pos) > 0 {
+		return exitFailure, fmt.Errorf("unexpected argument %q (the policy source is given with --source)", pos[0])
+	}
+	cfg.logFormat, cfg.logLevel = logFormat.String(), logLevel.String()
+	return serve(ctx, env, cfg, nil)
+}
+
+// serve runs the sidecar until ctx is done. When ready is not nil, it
+// receives the listener's address once the server accepts connections.
+func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- net.Addr) (int, error) {
+	log := newLogger(env.stderr, cfg.logFormat, cfg.logLevel)
+	src, err := newSource(cfg, log)
+	if err != nil {
+		return exitFailure, err
+	}
+	var secret []byte
+	if cfg.webhookSecretFile != "" {
+		if secret, err = readSecret(cfg.webhookSecretFile); err != nil {
+			return exitFailure, err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rec := reconciler.New(src, reconciler.Options{Logger: log, Metrics: reconciler.NewMetrics(reg)})
+	handler := api.NewHandler(backend{rec}, api.Options{
+		Environment:     cfg.environment,
+		WebhookSecret:   secret,
+		Registerer:      reg,
+		Gatherer:        reg,
+		Logger:          log,
+		MinRevisionWait: cfg.minRevisionWait,
+	})
+
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return exitFailure, fmt.Errorf("listen on %s: %w", cfg.listen, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	runCtx, stopReconciler := context.WithCancel(context.Background())
+	defer stopReconciler()
+	recDone := make(chan error, 1)
+	go func() { recDone <- rec.Run(runCtx) }()
+
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+	log.Info("charter is serving", "listen", ln.Addr().String(), "source", src.String(), "environment", cfg.environment)
+	if ready != nil {
+		ready <- ln.Addr()
+	}
+
+	select {
+	case err := <-srvDone:
+		stopReconciler()
+		<-recDone
+		return exitFailure, fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests", "timeout", drainTimeout)
+	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	err = srv.Shutdown(drainCtx)
+	stopReconciler()
+	<-recDone
+	if err != nil {
+		return exitFailure, fmt.Errorf("drain: %w", err)
+	}
+	log.Info("stopped")
+	return exitOK, nil
+}
+
+// newSource returns the policy source cfg names, or the embedded example.
+func newSource(cfg serveConfig, log *slog.Logger) (reconciler.Source, error) {
+	switch {
+	case cfg.source == "":
+		if cfg.path != "" {
+			return nil, errors.New("--path needs --source")
+		}
+		log.Info("no --source given: serving the example policies embedded in the binary (policies-example)")
+		return reconciler.NewFSSource(policiesexample.FS(), "embedded:policies-example"), nil
+	case strings.Contains(cfg.source, "://") || strings.HasPrefix(cfg.source, "git@"):
+		return nil, fmt.Errorf("--source %s: remote git sources are not supported by this build yet; give a local directory", redactURL(cfg.source))
+	}
+	return reconciler.NewDirSource(cfg.source, cfg.path, cfg.debounce, log)
+}
+
+// redactURL hides credentials in a URL for messages.
+func redactURL(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		if at := strings.LastIndex(s[i+3:], "@"); at >= 0 {
+			return s[:i+3] + "***@" + s[i+3+at+1:]
+		}
+	}
+	return s
+}
+
+func readSecret(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("webhook secret: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxWebhookSecret+1))
+	if err != nil {
+		return nil, fmt.Errorf("webhook secret: %w", err)
+	}
+	secret := []byte(strings.TrimSpace(string(data)))
+	if len(secret) == 0 || len(data) > maxWebhookSecret {
+		return nil, fmt.Errorf("webhook secret file %s must hold 1 to %d bytes", path, maxWebhookSecret)
+	}
+	return secret, nil
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// backend adapts the reconciler to what the HTTP API serves from.
+type backend struct{ rec *reconciler.Reconciler }
+
+func (b backend) Snapshot() *engine.Snapshot { return b.rec.Snapshot() }
+func (b backend) Reconcile()                 { b.rec.Reconcile() }
+
+func (b backend) Status() api.Status {
+	st := b.rec.Status()
+	out := api.Status{Source: st.Source, Counts: map[string]int{}}
+	if s := st.Served; s != nil {
+		c := s.Snapshot.Counts()
+		out.Revision, out.CommitTime, out.Author, out.LoadedAt = s.Revision.ID, s.Revision.CommitTime, s.Revision.Author, s.LoadedAt
+		out.Counts = map[string]int{"roles": c.Roles, "groups": c.Groups, "records": c.Records, "resourceServers": c.ResourceServers}
+	}
+	if r := st.Rejected; r != nil {
+		re := &api.RevisionError{Revision: r.Revision, Errors: []api.PositionedError{}}
+		for _, e := range r.Errors {
+			pos := ""
+			if e.Pos.File != "" {
+				pos = e.Pos.String()
+			}
+			msg := e.Message
+			if e.Path != "" {
+				msg = e.Path + ": " + msg
+			}
+			re.Errors = append(re.Errors, api.PositionedError{Position: pos, Message: msg})
+		}
+		out.Error = re
+	}
+	return out
+}

@@ -1,0 +1,379 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets a test run this binary's main as a real child process.
+func TestMain(m *testing.M) {
+	if os.Getenv("CHARTER_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+const serveRoles = `package policies
+
+roles: User: {name: "User", permissions: [{action: "documents:read"}]}
+`
+
+// versionRecords grants ann User on documents/d<k> only.
+func versionRecords(k int) string {
+	return fmt.Sprintf(`package policies
+
+records: r1: {name: "R1", users: ["ann"], statements: [{roles: ["User"], resources: ["documents/d%d"]}]}
+`, k)
+}
+
+type server struct {
+	base   string
+	dir    string
+	cancel context.CancelFunc
+	done   chan int
+	logs   *syncBuffer
+}
+
+// startServer runs charter serve over a policy directory on 127.0.0.1:0.
+func startServer(t *testing.T, files map[string]string) *server {
+	t.Helper()
+	dir := t.TempDir()
+	for name, data := range files {
+		writePolicyFile(t, dir, name, data)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	env := &cliEnv{stdout: logs, stderr: logs, getenv: func(string) string { return "" }, now: time.Now}
+	ready := make(chan net.Addr, 1)
+	done := make(chan int, 1)
+	cfg := serveConfig{source: dir, listen: "127.0.0.1:0", logFormat: "text", logLevel: "info", debounce: 50 * time.Millisecond, minRevisionWait: time.Second}
+	go func() {
+		code, err := serve(ctx, env, cfg, ready)
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		done <- code
+	}()
+	s := &server{dir: dir, cancel: cancel, done: done, logs: logs}
+	select {
+	case addr := <-ready:
+		s.base = "http://" + addr.String()
+	case <-time.After(10 * time.Second):
+		t.Fatalf("server did not start:\n%s", logs.String())
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	s.waitFor(t, func() bool { return s.status(t).Revision != "" })
+	return s
+}
+
+func writePolicyFile(t *testing.T, dir, name, data string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Write then rename, as editors do, so a reload never reads half a file.
+	tmp := p + ".tmp~"
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type statusBody struct {
+	Revision string         `json:"revision"`
+	Source   string         `json:"source"`
+	Counts   map[string]int `json:"counts"`
+	Error    *struct {
+		Revision string `json:"revision"`
+		Errors   []struct {
+			Position string `json:"position"`
+			Message  string `json:"message"`
+		} `json:"errors"`
+	} `json:"error"`
+}
+
+func (s *server) status(t *testing.T) statusBody {
+	t.Helper()
+	resp, err := http.Get(s.base + "/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st statusBody
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// check asks the single-check route and returns the decision and its revision header.
+func (s *server) check(user, resource, action string) (bool, string, error) {
+	resp, err := http.Get(s.base + "/v1/users/" + user + "/resources/" + strings.ReplaceAll(resource, "/", "%2F") + "/permissions/" + action)
+	if err != nil {
+		return false, "", err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Allowed  bool   `json:"allowed"`
+		Revision string `json:"revision"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return false, "", err
+	}
+	rev := resp.Header.Get("Charter-Revision")
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound || body.Allowed != (resp.StatusCode == http.StatusOK) || rev != body.Revision {
+		return false, "", fmt.Errorf("status %d, body %+v, header %q", resp.StatusCode, body, rev)
+	}
+	return body.Allowed, rev, nil
+}
+
+func (s *server) waitFor(t *testing.T, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("condition not met within 5s; server log:\n%s", s.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func TestServeFollowsEditsAndKeepsLastGood(t *testing.T) {
+	s := startServer(t, map[string]string{"roles.cue": serveRoles, "records.cue": versionRecords(1)})
+	if ok, _, err := s.check("ann", "documents/d1", "documents:read"); err != nil || !ok {
+		t.Fatalf("first decision: %v %v", ok, err)
+	}
+	first := s.status(t).Revision
+
+	// An edit is served within a second.
+	writePolicyFile(t, s.dir, "records.cue", versionRecords(2))
+	took := s.waitFor(t, func() bool { ok, _, _ := s.check("ann", "documents/d2", "documents:read"); return ok })
+	if took > time.Second {
+		t.Errorf("the edit took %v to be served, want under 1s", took)
+	}
+	good := s.status(t).Revision
+	if good == first {
+		t.Fatal("the revision did not change")
+	}
+
+	// An invalid file: old decisions keep being served, readyz stays 200, status names file and line.
+	writePolicyFile(t, s.dir, "records.cue", strings.Replace(versionRecords(3), `"User"`, `"Usr"`, 1))
+	s.waitFor(t, func() bool { return s.status(t).Error != nil })
+	st := s.status(t)
+	if st.Revision != good || st.Error.Errors[0].Position != "records.cue:3:56" || !strings.Contains(st.Error.Errors[0].Message, `role "Usr" does not exist`) {
+		t.Fatalf("status after an invalid edit: %+v", st.Error)
+	}
+	if ok, rev, err := s.check("ann", "documents/d2", "documents:read"); err != nil || !ok || rev != good {
+		t.Fatalf("old decision after an invalid edit: %v %q %v", ok, rev, err)
+	}
+	if resp, err := http.Get(s.base + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("readyz after an invalid edit: %v %v", resp, err)
+	}
+
+	// Fixing the file recovers without a restart and clears the error.
+	writePolicyFile(t, s.dir, "records.cue", versionRecords(3))
+	s.waitFor(t, func() bool { ok, _, _ := s.check("ann", "documents/d3", "documents:read"); return ok })
+	if st := s.status(t); st.Error != nil || st.Revision == good {
+		t.Fatalf("status after the fix: %+v", st)
+	}
+	if !strings.Contains(s.logs.String(), "revision served") {
+		t.Errorf("no audit line in the log:\n%s", s.logs.String())
+	}
+}
+
+// TestServeNoTornSnapshots: 50 goroutines check while the policy is
+// reloaded 20 times; every answer must agree with the revision in its
+// header, so within one revision ann holds exactly one document.
+func TestServeNoTornSnapshots(t *testing.T) {
+	s := startServer(t, map[string]string{"roles.cue": serveRoles, "records.cue": versionRecords(0)})
+	const reloads, checkers = 20, 50
+	type answer struct {
+		doc     int
+		allowed bool
+	}
+	var mu sync.Mutex
+	seen := map[string][]answer{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var checkErr error
+	for g := range checkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				doc := (g + i) % (reloads + 1)
+				ok, rev, err := s.check("ann", fmt.Sprintf("documents/d%d", doc), "documents:read")
+				mu.Lock()
+				if err != nil && checkErr == nil {
+					checkErr = err
+				}
+				seen[rev] = append(seen[rev], answer{doc, ok})
+				mu.Unlock()
+			}
+		}()
+	}
+	for k := 1; k <= reloads; k++ {
+		writePolicyFile(t, s.dir, "records.cue", versionRecords(k))
+		s.waitFor(t, func() bool { ok, _, _ := s.check("ann", fmt.Sprintf("documents/d%d", k), "documents:read"); return ok })
+	}
+	close(stop)
+	wg.Wait()
+	if checkErr != nil {
+		t.Fatal(checkErr)
+	}
+	if len(seen) < reloads/2 {
+		t.Errorf("answers came from only %d revisions over %d reloads", len(seen), reloads)
+	}
+	total := 0
+	for rev, answers := range seen {
+		granted := -1
+		for _, a := range answers {
+			total++
+			if !a.allowed {
+				continue
+			}
+			if granted >= 0 && granted != a.doc {
+				t.Fatalf("revision %s allowed both d%d and d%d: a torn snapshot", rev, granted, a.doc)
+			}
+			granted = a.doc
+		}
+		for _, a := range answers {
+			if !a.allowed && a.doc == granted {
+				t.Fatalf("revision %s both allowed and denied d%d", rev, a.doc)
+			}
+		}
+	}
+	t.Logf("%d answers from %d revisions", total, len(seen))
+}
+
+// TestServeSIGTERMDrains runs charter serve as a real process, holds a
+// request open, sends SIGTERM and expects the request answered and exit 0.
+func TestServeSIGTERMDrains(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	cmd := exec.Command(os.Args[0], "serve", "--listen", "127.0.0.1:0", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "CHARTER_TEST_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	addrCh := make(chan string, 1)
+	var logs syncBuffer
+	go func() {
+		dec := json.NewDecoder(io.TeeReader(stderr, &logs))
+		for {
+			var line map[string]any
+			if err := dec.Decode(&line); err != nil {
+				return
+			}
+			if line["msg"] == "charter is serving" {
+				addrCh <- line["listen"].(string)
+			}
+		}
+	}()
+	var addr string
+	select {
+	case addr = <-addrCh:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no serving line:\n%s", logs.String())
+	}
+	base := "http://" + addr
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil && resp.StatusCode == http.StatusOK {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A request whose body arrives slowly is in flight while SIGTERM comes.
+	pr, pw := io.Pipe()
+	result := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(base+"/v1/check", "application/json", pr)
+		if err != nil {
+			result <- -1
+			return
+		}
+		resp.Body.Close()
+		result <- resp.StatusCode
+	}()
+	if _, err := pw.Write([]byte(`{"checks":[{"userId":"bob","resourceUri":"documents/d1",`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, err := pw.Write([]byte(`"action":"documents:read"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if code := <-result; code != http.StatusOK {
+		t.Errorf("in-flight request answered %d, want 200", code)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "embedded in the binary") {
+		t.Errorf("the log does not say it serves the embedded example:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
