@@ -42,8 +42,7 @@ const (
 // Options configure the handler returned by NewHandler.
 type Options struct {
 	// Environment applies to every question (SPEC 2.7): records tagged with
-	// another environment are excluded. Empty: records of every environment
-	// without a tag apply, tagged ones do not.
+	// another environment are excluded. Empty: no record is excluded.
 	Environment string
 	// WebhookSecret, when set, is the HMAC-SHA256 key that POST /v1/reconcile
 	// requires in X-Hub-Signature-256. When nil, POST /v1/reconcile is

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -160,3 +161,6 @@ func errorCode(body []byte) string {
 	}
 	return e.Error.Code
 }
+
+// newTestLogger logs to the test's output.
+func newTestLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }

@@ -57,6 +57,9 @@ var durationBuckets = []float64{
 type metrics struct {
 	requests [numEndpoints][numDecisions]prometheus.Counter
 	duration [numEndpoints]prometheus.Observer
+
+	requestsVec *prometheus.CounterVec
+	durationVec *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -74,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		requests = register(reg, requests)
 		duration = register(reg, duration)
 	}
-	m := &metrics{}
+	m := &metrics{requestsVec: requests, durationVec: duration}
 	for e := range numEndpoints {
 		for d := range numDecisions {
 			m.requests[e][d] = requests.WithLabelValues(endpointNames[e], decisionNames[d])
