@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxLen bounds the length of an action or a resource URI in bytes.
@@ -22,7 +23,18 @@ func ParseAction(s string) (string, error) {
 	if strings.IndexByte(s, '*') >= 0 {
 		return "", fmt.Errorf("action %q: %w", s, ErrWildcardAction)
 	}
-	return lower(s), nil
+	return lowerChecked(s)
+}
+
+// lowerChecked lowers s and rejects a result longer than MaxLen: lower case
+// may take more bytes than upper case ("İ" becomes "i̇"), and a normalized
+// name must parse again.
+func lowerChecked(s string) (string, error) {
+	l := lower(s)
+	if len(l) > MaxLen {
+		return "", fmt.Errorf("action is longer than %d bytes in lower case", MaxLen)
+	}
+	return l, nil
 }
 
 // ActionPattern is the action of a role permission entry: it matches itself
@@ -46,7 +58,11 @@ func ParseActionPattern(s string) (ActionPattern, error) {
 	if strings.IndexByte(body, '*') >= 0 {
 		return ActionPattern{}, fmt.Errorf("action %q: a \"*\" may only stand as the whole last segment, as in \"documents:*\" or \"*\"", s)
 	}
-	return ActionPattern{prefix: lower(body)}, nil
+	prefix, err := lowerChecked(body)
+	if err != nil {
+		return ActionPattern{}, err
+	}
+	return ActionPattern{prefix: prefix}, nil
 }
 
 // All reports whether the pattern is "*".
@@ -94,6 +110,9 @@ func checkSegments(s string, sep byte, what string) error {
 	}
 	if len(s) > MaxLen {
 		return fmt.Errorf("%s is longer than %d bytes", what, MaxLen)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s %q is not valid UTF-8", what, s)
 	}
 	start := 0
 	for i := 0; i <= len(s); i++ {
