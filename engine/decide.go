@@ -211,13 +211,17 @@ func (s *Snapshot) Resources(user, action, collection, environment string, at ti
 	out := ResourceList{Revision: s.revision, Resources: []string{}}
 	out.AccessToAllSubResources = e.decideAction(act).Allowed
 
-	seen := map[string]bool{}
+	// Candidates, each with whether a statement naming it allows the
+	// action directly; those need no further lookup unless a resource
+	// server governs them.
+	direct := map[string]bool{}
 	var candidates []string
-	add := func(r string) {
-		if !seen[r] {
-			seen[r] = true
+	add := func(r string, allows bool) {
+		d, ok := direct[r]
+		if !ok {
 			candidates = append(candidates, r)
 		}
+		direct[r] = d || allows
 	}
 	kb := newKeyBuf(0)
 	for _, sub := range e.subjects() {
@@ -233,9 +237,8 @@ func (s *Snapshot) Resources(user, action, collection, environment string, at ti
 					continue
 				}
 				for i := range r.grants {
-					if r.grants[i].inEnv(environment) {
-						add(u)
-						break
+					if g := &r.grants[i]; g.inEnv(environment) {
+						add(u, s.grantAllows(g, act))
 					}
 				}
 			}
@@ -250,7 +253,7 @@ func (s *Snapshot) Resources(user, action, collection, environment string, at ti
 				for i := range r.grants {
 					g := &r.grants[i]
 					if g.inEnv(environment) && underURI(g.pattern.String(), uri) {
-						add(g.pattern.String())
+						add(g.pattern.String(), s.grantAllows(&g.grant, act))
 					}
 				}
 			}
@@ -258,8 +261,9 @@ func (s *Snapshot) Resources(user, action, collection, environment string, at ti
 	}
 	slices.Sort(candidates)
 	for _, c := range candidates {
-		ce := s.newEval(&q, c, nil)
-		if ce.decideAction(act).Allowed {
+		var ce evalCtx
+		s.initEval(&ce, &q, c, nil)
+		if direct[c] && len(ce.governing()) == 0 || ce.decideAction(act).Allowed {
 			out.Resources = append(out.Resources, c)
 		}
 	}
@@ -500,6 +504,21 @@ func (e *evalCtx) traceStatement(g *grant, kind byte, subject, pattern string) {
 	st := g.statement()
 	e.tr.add(Step{Kind: StepStatement, ID: fmt.Sprintf("%s[%d]", g.rec.ID, g.stmt), Source: g.source(), Result: "applies",
 		Detail: fmt.Sprintf("%s holds %s on %s", via, strings.Join(st.Roles, ", "), pattern)})
+}
+
+// grantAllows reports whether one of the grant's roles has an entry that
+// matches action with allow.
+func (s *Snapshot) grantAllows(g *grant, action string) bool {
+	for _, id := range g.roles {
+		if r := s.roles[id]; r != nil {
+			for i := range r.entries {
+				if en := &r.entries[i]; en.allow && en.pattern.Matches(action) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // recordAllows decides by the record layer (SPEC 2.4).
