@@ -131,8 +131,11 @@ func (s *Snapshot) decide(q *Question, tr *tracer) (Decision, error) {
 		}
 		e := s.newEval(q, uri, tr)
 		e.traceQuestion("does " + q.User + " hold role " + q.Role + " on " + uri)
-		held := slices.Contains(e.heldRoles(), q.Role)
-		e.tr.add(Step{Kind: StepDecision, ID: LayerRecords, Result: allowDeny(held)})
+		roles := e.heldRoles()
+		held := slices.Contains(roles, q.Role)
+		if e.tr.on() {
+			e.tr.add(Step{Kind: StepDecision, ID: LayerRecords, Result: allowDeny(held), Detail: "holds [" + strings.Join(roles, ", ") + "]"})
+		}
 		return Decision{Allowed: held, Revision: s.revision, Layer: LayerRecords}, nil
 	default:
 		role := s.roles[q.Assign]
@@ -156,7 +159,7 @@ func (s *Snapshot) Roles(user, resource, environment string) ([]string, error) {
 	}
 	q := Question{User: user, Environment: environment}
 	e := s.newEval(&q, uri, nil)
-	return slices.Clone(e.heldRoles()), nil
+	return append([]string{}, e.heldRoles()...), nil
 }
 
 // Permissions returns the entries user holds on resource (SPEC 2.4),
