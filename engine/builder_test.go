@@ -117,8 +117,6 @@ type sb struct {
 	s *schema.ResourceServer
 }
 
-func (s *sb) done() *pb { return s.b }
-
 // res adds a resource with comma-separated URIs and scopes.
 func (s *sb) res(id, typ, uris, scopes string) *sb {
 	s.s.Resources[id] = &schema.Resource{ID: id, Name: id, Type: typ, URIs: splitList(uris), Scopes: splitList(scopes), Pos: s.b.pos()}
