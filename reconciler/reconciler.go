@@ -142,11 +142,12 @@ func (r *Reconciler) ReconcileNow(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
-	phase := func(name string, start time.Time) {
+	observe := func(name string, d time.Duration) {
 		if r.m != nil {
-			r.m.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+			r.m.duration.WithLabelValues(name).Observe(d.Seconds())
 		}
 	}
+	phase := func(name string, start time.Time) { observe(name, time.Since(start)) }
 	start := time.Now()
 	rev, fsys, err := r.src.Fetch(ctx)
 	phase(PhaseFetch, start)
@@ -162,9 +163,17 @@ func (r *Reconciler) ReconcileNow(ctx context.Context) error {
 	}
 	r.lastKey = rev.Key
 
+	cur := r.served.Load()
+	var base *schema.Policy
+	if cur != nil {
+		base = cur.Policy
+	}
 	start = time.Now()
-	policy, err := r.loader.Load(ctx, fsys)
-	phase(PhaseLoad, start)
+	policy, diff, stats, err := r.loader.LoadDiff(ctx, fsys, base)
+	observe(PhaseLoad, time.Since(start)-stats.Diff)
+	if err == nil {
+		observe(PhaseDiff, stats.Diff)
+	}
 	if err != nil {
 		var errs schema.Errors
 		if !errors.As(err, &errs) {
@@ -174,11 +183,6 @@ func (r *Reconciler) ReconcileNow(ctx context.Context) error {
 		return fmt.Errorf("revision %s is invalid: %w", rev.ID, err)
 	}
 
-	cur := r.served.Load()
-	var base *schema.Policy
-	if cur != nil {
-		base = cur.Policy
-	}
 	start = time.Now()
 	errs := schema.CheckChange(base, policy)
 	phase(PhaseValidate, start)
@@ -186,10 +190,6 @@ func (r *Reconciler) ReconcileNow(ctx context.Context) error {
 		r.reject(rev, ResultRejected, errs)
 		return fmt.Errorf("revision %s is rejected: %w", rev.ID, errs)
 	}
-
-	start = time.Now()
-	diff := schema.DiffPolicies(base, policy)
-	phase(PhaseDiff, start)
 
 	start = time.Now()
 	var snap *engine.Snapshot

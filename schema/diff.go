@@ -68,25 +68,79 @@ func DiffPolicies(base, head *Policy) *Diff {
 	}
 }
 
+// diffOnly returns the difference from base to head over the given entity
+// IDs only: the loader passes the IDs declared by the units that changed,
+// when every other entity is shared between the two policies.
+func diffOnly(base, head *Policy, ids *entityIDs) *Diff {
+	return &Diff{
+		Roles:           diffIDs(base.Roles, head.Roles, ids.roles),
+		Groups:          diffIDs(base.Groups, head.Groups, ids.groups),
+		Records:         diffIDs(base.Records, head.Records, ids.records),
+		ResourceServers: diffIDs(base.ResourceServers, head.ResourceServers, ids.servers),
+		Tests:           diffIDs(base.Tests, head.Tests, ids.tests),
+	}
+}
+
+// idLists are the IDs of a diff, by what happened to them.
+type idLists struct {
+	removed, changed, moved, added []string
+}
+
+func classify[T comparable](l *idLists, id string, old T, inBase bool, cur T, inHead bool) {
+	switch {
+	case !inHead && inBase:
+		l.removed = append(l.removed, id)
+	case !inBase && inHead:
+		l.added = append(l.added, id)
+	case !inBase || old == cur:
+	case !EqualIgnoringPos(old, cur):
+		l.changed = append(l.changed, id)
+	case !reflect.DeepEqual(old, cur):
+		l.moved = append(l.moved, id)
+	}
+}
+
 func diffMaps[T comparable](base, head map[string]T) EntityDiff[T] {
-	var d EntityDiff[T]
-	for _, id := range sortedKeys(base) {
-		old := base[id]
+	// Walk the maps unsorted and sort only the IDs that differ.
+	var l idLists
+	for id, old := range base {
 		cur, ok := head[id]
-		switch {
-		case !ok:
-			d.Removed = append(d.Removed, old)
-		case old == cur:
-		case !EqualIgnoringPos(old, cur):
-			d.Changed = append(d.Changed, Change[T]{Old: old, New: cur})
-		case !reflect.DeepEqual(old, cur):
-			d.Moved = append(d.Moved, Change[T]{Old: old, New: cur})
+		classify(&l, id, old, true, cur, ok)
+	}
+	for id := range head {
+		if _, ok := base[id]; !ok {
+			l.added = append(l.added, id)
 		}
 	}
-	for _, id := range sortedKeys(head) {
-		if _, ok := base[id]; !ok {
-			d.Added = append(d.Added, head[id])
-		}
+	return buildDiff(&l, base, head)
+}
+
+func diffIDs[T comparable](base, head map[string]T, ids []string) EntityDiff[T] {
+	var l idLists
+	for _, id := range ids {
+		old, inBase := base[id]
+		cur, inHead := head[id]
+		classify(&l, id, old, inBase, cur, inHead)
+	}
+	return buildDiff(&l, base, head)
+}
+
+func buildDiff[T comparable](l *idLists, base, head map[string]T) EntityDiff[T] {
+	var d EntityDiff[T]
+	for _, ids := range [][]string{l.removed, l.changed, l.moved, l.added} {
+		slices.Sort(ids)
+	}
+	for _, id := range l.removed {
+		d.Removed = append(d.Removed, base[id])
+	}
+	for _, id := range l.changed {
+		d.Changed = append(d.Changed, Change[T]{Old: base[id], New: head[id]})
+	}
+	for _, id := range l.moved {
+		d.Moved = append(d.Moved, Change[T]{Old: base[id], New: head[id]})
+	}
+	for _, id := range l.added {
+		d.Added = append(d.Added, head[id])
 	}
 	return d
 }

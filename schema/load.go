@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 )
 
@@ -51,8 +52,9 @@ type unitResult struct {
 
 // Stats says how much work the last Load did; tests and benchmarks read it.
 type Stats struct {
-	Units     int // units found
-	Evaluated int // units evaluated (not taken from the cache)
+	Units     int           // units found
+	Evaluated int           // units evaluated (not taken from the cache)
+	Diff      time.Duration // time LoadDiff spent on the diff
 }
 
 // Load reads the policy root fsys (see SPEC section 1), validates it
@@ -67,16 +69,68 @@ func (l *Loader) Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
 
 // LoadStats is Load that also reports how much was evaluated.
 func (l *Loader) LoadStats(ctx context.Context, fsys fs.FS) (*Policy, Stats, error) {
+	p, stats, _, err := l.load(ctx, fsys)
+	return p, stats, err
+}
+
+// LoadDiff is Load that also returns the structural diff from base to the
+// loaded policy. When base is the policy of this Loader's previous load
+// (as it is for a reconciler that serves every load), the diff is derived
+// from the units that changed, without walking every entity.
+func (l *Loader) LoadDiff(ctx context.Context, fsys fs.FS, base *Policy) (*Policy, *Diff, Stats, error) {
+	p, stats, patch, err := l.load(ctx, fsys)
+	if err != nil {
+		return nil, nil, stats, err
+	}
+	start := time.Now()
+	var d *Diff
+	if patch != nil && base != nil && patch.from == base {
+		d = diffOnly(base, p, &patch.touched)
+	} else {
+		d = DiffPolicies(base, p)
+	}
+	stats.Diff = time.Since(start)
+	return p, d, stats, nil
+}
+
+// patchInfo says that a merged policy was patched from an earlier one, and
+// which entity IDs the changed units declare.
+type patchInfo struct {
+	from    *Policy
+	touched entityIDs
+}
+
+// entityIDs lists entity IDs by kind.
+type entityIDs struct {
+	roles, groups, records, servers, tests []string
+}
+
+func (ids *entityIDs) add(p *Policy) {
+	ids.roles = appendKeys(ids.roles, p.Roles)
+	ids.groups = appendKeys(ids.groups, p.Groups)
+	ids.records = appendKeys(ids.records, p.Records)
+	ids.servers = appendKeys(ids.servers, p.ResourceServers)
+	ids.tests = appendKeys(ids.tests, p.Tests)
+}
+
+func appendKeys[T any](ids []string, m map[string]T) []string {
+	for id := range m {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (l *Loader) load(ctx context.Context, fsys fs.FS) (*Policy, Stats, *patchInfo, error) {
 	units, err := readUnits(ctx, fsys)
 	if err != nil {
-		return nil, Stats{}, err
+		return nil, Stats{}, nil, err
 	}
 	if len(units) == 0 {
-		return nil, Stats{}, ErrNoPolicy
+		return nil, Stats{}, nil, ErrNoPolicy
 	}
 	results, evaluated, err := l.evaluate(ctx, units)
 	if err != nil {
-		return nil, Stats{}, err
+		return nil, Stats{}, nil, err
 	}
 	stats := Stats{Units: len(units), Evaluated: evaluated}
 	var errs Errors
@@ -84,18 +138,18 @@ func (l *Loader) LoadStats(ctx context.Context, fsys fs.FS) (*Policy, Stats, err
 		errs = append(errs, r.errs...)
 	}
 	if len(errs) > 0 {
-		return nil, stats, sortErrors(errs)
+		return nil, stats, nil, sortErrors(errs)
 	}
-	merged, errs := l.merge(results)
+	merged, patch, errs := l.merge(results)
 	for _, r := range results {
 		if !r.refs.resolve(merged) {
 			errs = append(errs, checkRefs(r.policy, merged)...)
 		}
 	}
 	if len(errs) > 0 {
-		return nil, stats, sortErrors(errs)
+		return nil, stats, nil, sortErrors(errs)
 	}
-	return merged, stats, nil
+	return merged, stats, patch, nil
 }
 
 // readUnits walks fsys and groups its policy files into units, skipping
@@ -286,15 +340,12 @@ type mergedState struct {
 // the last good load, it patches a copy of that policy (removing the entities
 // of units that are gone, adding those of new units) instead of merging every
 // unit again. An entity declared in two units is an error naming both places.
-func (l *Loader) merge(results []*unitResult) (*Policy, Errors) {
+func (l *Loader) merge(results []*unitResult) (*Policy, *patchInfo, Errors) {
 	l.mu.Lock()
 	last := l.last
 	l.mu.Unlock()
-	var merged *Policy
-	var errs Errors
-	if patched, perrs, ok := patchMerge(last, results); ok {
-		merged, errs = patched, perrs
-	} else {
+	merged, patch, errs := patchMerge(last, results)
+	if patch == nil {
 		merged, errs = mergeAll(results)
 	}
 	if len(errs) == 0 {
@@ -306,14 +357,15 @@ func (l *Loader) merge(results []*unitResult) (*Policy, Errors) {
 		l.last = state
 		l.mu.Unlock()
 	}
-	return merged, errs
+	return merged, patch, errs
 }
 
-// patchMerge derives the merged policy of results from last, or reports
-// false when there is no last state or too much changed for a patch to pay.
-func patchMerge(last *mergedState, results []*unitResult) (*Policy, Errors, bool) {
+// patchMerge derives the merged policy of results from last, or returns a
+// nil patchInfo when there is no last state or too much changed for a patch
+// to pay.
+func patchMerge(last *mergedState, results []*unitResult) (*Policy, *patchInfo, Errors) {
 	if last == nil {
-		return nil, nil, false
+		return nil, nil, nil
 	}
 	current := make(map[*unitResult]bool, len(results))
 	var added []*unitResult
@@ -330,7 +382,7 @@ func patchMerge(last *mergedState, results []*unitResult) (*Policy, Errors, bool
 		}
 	}
 	if len(added)+len(removed) > len(results)/4+1 {
-		return nil, nil, false
+		return nil, nil, nil
 	}
 	out := &Policy{
 		Roles:           maps.Clone(last.policy.Roles),
@@ -347,11 +399,20 @@ func patchMerge(last *mergedState, results []*unitResult) (*Policy, Errors, bool
 		deleteFrom(out.Tests, r.policy.Tests)
 	}
 	slices.SortFunc(added, func(a, b *unitResult) int { return strings.Compare(a.key, b.key) })
+	patch := &patchInfo{from: last.policy}
 	var errs Errors
 	for _, r := range added {
 		errs = mergeUnit(out, r.policy, errs)
+		patch.touched.add(r.policy)
 	}
-	return out, errs, true
+	for _, r := range removed {
+		patch.touched.add(r.policy)
+	}
+	for _, ids := range []*[]string{&patch.touched.roles, &patch.touched.groups, &patch.touched.records, &patch.touched.servers, &patch.touched.tests} {
+		slices.Sort(*ids)
+		*ids = slices.Compact(*ids)
+	}
+	return out, patch, errs
 }
 
 // deleteFrom removes from dst the entities of src, where dst holds them.

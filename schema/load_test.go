@@ -348,3 +348,46 @@ func TestCUEOpenValuesTakeSchemaDefaults(t *testing.T) {
 		t.Errorf("U = %+v", u)
 	}
 }
+
+// TestLoadDiffEqualsFullDiff: the diff the loader derives from the units that
+// changed equals DiffPolicies over every entity.
+func TestLoadDiffEqualsFullDiff(t *testing.T) {
+	root := t.TempDir()
+	o := policygen.Options{Documents: 3000, Users: 100, ReadersOnly: true}
+	if _, err := policygen.Write(root, o); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l := NewLoader()
+	base, _, _, err := l.LoadDiff(ctx, os.DirFS(root), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := policygen.RewriteOwnerFile(root, o, 1500, "edited"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "data/new.json"), []byte(`{"records": {"n1": {"name": "N", "users": ["u"], "statements": [{"roles": ["User"], "resources": ["x"]}]}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, "data/records-002.json")); err != nil {
+		t.Fatal(err)
+	}
+	head, diff, _, err := l.LoadDiff(ctx, os.DirFS(root), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := DiffPolicies(base, head)
+	if !reflect.DeepEqual(diff, full) {
+		t.Fatalf("derived diff: %d added, %d removed, %d changed; full diff: %d, %d, %d",
+			len(diff.Records.Added), len(diff.Records.Removed), len(diff.Records.Changed),
+			len(full.Records.Added), len(full.Records.Removed), len(full.Records.Changed))
+	}
+	if len(diff.Records.Changed) != 1000 || len(diff.Records.Added) != 1 || len(diff.Records.Removed) != 1000 {
+		t.Errorf("diff: %d changed, %d added, %d removed", len(diff.Records.Changed), len(diff.Records.Added), len(diff.Records.Removed))
+	}
+	// Against any other base the loader falls back to the full diff.
+	_, other, _, err := NewLoader().LoadDiff(ctx, os.DirFS(root), base)
+	if err != nil || !reflect.DeepEqual(other, full) {
+		t.Fatalf("fallback diff differs (err %v)", err)
+	}
+}

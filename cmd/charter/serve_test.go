@@ -116,7 +116,7 @@ type statusBody struct {
 	} `json:"error"`
 }
 
-func (s *server) status(t *testing.T) statusBody {
+func (s *server) status(t testing.TB) statusBody {
 	t.Helper()
 	resp, err := http.Get(s.base + "/v1/status")
 	if err != nil {
@@ -151,7 +151,7 @@ func (s *server) check(user, resource, action string) (bool, string, error) {
 	return body.Allowed, rev, nil
 }
 
-func (s *server) waitFor(t *testing.T, cond func() bool) time.Duration {
+func (s *server) waitFor(t testing.TB, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !cond() {
