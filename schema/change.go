@@ -1,6 +1,10 @@
 package schema
 
-import "fmt"
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
 
 // CheckChange applies the rules of SPEC section 3.2 that hold for every
 // change from base to head, whoever makes it: a permission keeps its type,
@@ -21,9 +25,9 @@ func CheckChange(base, head *Policy) Errors {
 		}
 	}
 	var errs Errors
-	for _, sid := range sortedKeys(head.ResourceServers) {
+	for _, sid := range slices.Sorted(maps.Keys(head.ResourceServers)) {
 		s := head.ResourceServers[sid]
-		for _, pid := range sortedKeys(s.Permissions) {
+		for _, pid := range slices.Sorted(maps.Keys(s.Permissions)) {
 			p := s.Permissions[pid]
 			servers := inBase[pid]
 			path := (*fieldPath)(nil).field("resourceServers").field(sid).field("permissions").field(pid)
@@ -34,7 +38,7 @@ func CheckChange(base, head *Policy) Errors {
 				}
 				continue
 			}
-			for _, other := range sortedKeys(servers) {
+			for _, other := range slices.Sorted(maps.Keys(servers)) {
 				errs = append(errs, &Error{Pos: p.Pos, Path: path.String(),
 					Message: fmt.Sprintf("permission %q cannot move from resource server %q (%s) to %q: create a new permission with another ID instead", pid, other, servers[other].Pos.Short(), sid)})
 				break

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -83,7 +84,7 @@ func referencesOf(p *Policy) references {
 			}
 		}
 	}
-	return references{roles: sortedKeys(roles), groups: sortedKeys(groups)}
+	return references{roles: slices.Sorted(maps.Keys(roles)), groups: slices.Sorted(maps.Keys(groups))}
 }
 
 // resolve reports whether every reference exists in all.
@@ -105,7 +106,7 @@ func (c *checker) run() {
 	c.roles()
 	c.groups()
 	c.records()
-	for _, id := range sortedKeys(c.p.ResourceServers) {
+	for _, id := range slices.Sorted(maps.Keys(c.p.ResourceServers)) {
 		c.server(c.p.ResourceServers[id])
 	}
 	c.tests()
@@ -172,23 +173,32 @@ func (c *checker) records() {
 }
 
 func (c *checker) roleRefs(pos Pos, p *fieldPath, roles []string) {
-	if c.local {
-		return
-	}
-	for j, role := range roles {
-		if _, ok := c.all.Roles[role]; !ok {
-			c.fail(pos, p.elem(j), "role %q does not exist%s", role, suggest(role, c.all.Roles))
-		}
+	if !c.local {
+		missingRefs(c, pos, p, "role", "", roles, c.all.Roles)
 	}
 }
 
 func (c *checker) groupRefs(pos Pos, p *fieldPath, groups []string) {
-	if c.local {
-		return
+	if !c.local {
+		missingRefs(c, pos, p, "group", "", groups, c.all.Groups)
 	}
-	for j, g := range groups {
-		if _, ok := c.all.Groups[g]; !ok {
-			c.fail(pos, p.elem(j), "group %q does not exist%s", g, suggest(g, c.all.Groups))
+}
+
+// missingRefs reports each of ids that m lacks: a reference to an entity of
+// kind that does not exist (where says in which resource server, if any).
+func missingRefs[T any](c *checker, pos Pos, p *fieldPath, kind, where string, ids []string, m map[string]T) {
+	for j, id := range ids {
+		if _, ok := m[id]; !ok {
+			c.fail(pos, p.elem(j), "%s %q does not exist%s%s", kind, id, where, suggest(id, m))
+		}
+	}
+}
+
+// scopeRefs reports each scope that the server s does not declare.
+func (c *checker) scopeRefs(pos Pos, p *fieldPath, scopes []string, declared map[string]bool, s *ResourceServer) {
+	for j, sc := range scopes {
+		if !declared[sc] {
+			c.fail(pos, p.elem(j), "scope %q is not among the scopes of resource server %q (%s)", sc, s.ID, strings.Join(s.Scopes, ", "))
 		}
 	}
 }
@@ -196,7 +206,7 @@ func (c *checker) groupRefs(pos Pos, p *fieldPath, groups []string) {
 func (c *checker) server(s *ResourceServer) {
 	p := (*fieldPath)(nil).field("resourceServers").field(s.ID)
 	if !c.local {
-		for _, id := range sortedKeys(s.Policies) {
+		for _, id := range slices.Sorted(maps.Keys(s.Policies)) {
 			pol := s.Policies[id]
 			pp := p.field("policies").field(id)
 			c.roleRefs(pol.Pos, pp.field("roles"), pol.Roles)
@@ -209,7 +219,7 @@ func (c *checker) server(s *ResourceServer) {
 	for _, sc := range s.Scopes {
 		scopes[sc] = true
 	}
-	for _, id := range sortedKeys(s.Resources) {
+	for _, id := range slices.Sorted(maps.Keys(s.Resources)) {
 		r := s.Resources[id]
 		rp := p.field("resources").field(id)
 		c.entityID(r.Pos, rp, id)
@@ -218,21 +228,13 @@ func (c *checker) server(s *ResourceServer) {
 				c.fail(r.Pos, rp.field("uris").elem(j), "%v", err)
 			}
 		}
-		for j, sc := range r.Scopes {
-			if !scopes[sc] {
-				c.fail(r.Pos, rp.field("scopes").elem(j), "scope %q is not among the scopes of resource server %q (%s)", sc, s.ID, strings.Join(s.Scopes, ", "))
-			}
-		}
+		c.scopeRefs(r.Pos, rp.field("scopes"), r.Scopes, scopes, s)
 	}
-	for _, id := range sortedKeys(s.Policies) {
+	for _, id := range slices.Sorted(maps.Keys(s.Policies)) {
 		pol := s.Policies[id]
 		pp := p.field("policies").field(id)
 		c.entityID(pol.Pos, pp, id)
-		for j, sub := range pol.Policies {
-			if _, ok := s.Policies[sub]; !ok {
-				c.fail(pol.Pos, pp.field("policies").elem(j), "policy %q does not exist in resource server %q%s", sub, s.ID, suggest(sub, s.Policies))
-			}
-		}
+		missingRefs(c, pol.Pos, pp.field("policies"), "policy", fmt.Sprintf(" in resource server %q", s.ID), pol.Policies, s.Policies)
 		if pol.Type == PolicyTime {
 			if _, err := time.LoadLocation(pol.Timezone); err != nil || pol.Timezone == "" || pol.Timezone == "Local" {
 				c.fail(pol.Pos, pp.field("timezone"), "unknown time zone %q: want an IANA name such as \"Europe/Berlin\" or \"UTC\"", pol.Timezone)
@@ -244,7 +246,7 @@ func (c *checker) server(s *ResourceServer) {
 	}
 	c.cycles(s, p)
 	names := map[string]string{}
-	for _, id := range sortedKeys(s.Permissions) {
+	for _, id := range slices.Sorted(maps.Keys(s.Permissions)) {
 		perm := s.Permissions[id]
 		pp := p.field("permissions").field(id)
 		c.entityID(perm.Pos, pp, id)
@@ -253,21 +255,10 @@ func (c *checker) server(s *ResourceServer) {
 		} else {
 			names[perm.Name] = id
 		}
-		for j, sc := range perm.Scopes {
-			if !scopes[sc] {
-				c.fail(perm.Pos, pp.field("scopes").elem(j), "scope %q is not among the scopes of resource server %q (%s)", sc, s.ID, strings.Join(s.Scopes, ", "))
-			}
-		}
-		for j, res := range perm.Resources {
-			if _, ok := s.Resources[res]; !ok {
-				c.fail(perm.Pos, pp.field("resources").elem(j), "resource %q does not exist in resource server %q%s", res, s.ID, suggest(res, s.Resources))
-			}
-		}
-		for j, pol := range perm.Policies {
-			if _, ok := s.Policies[pol]; !ok {
-				c.fail(perm.Pos, pp.field("policies").elem(j), "policy %q does not exist in resource server %q%s", pol, s.ID, suggest(pol, s.Policies))
-			}
-		}
+		c.scopeRefs(perm.Pos, pp.field("scopes"), perm.Scopes, scopes, s)
+		where := fmt.Sprintf(" in resource server %q", s.ID)
+		missingRefs(c, perm.Pos, pp.field("resources"), "resource", where, perm.Resources, s.Resources)
+		missingRefs(c, perm.Pos, pp.field("policies"), "policy", where, perm.Policies, s.Policies)
 		switch perm.Type {
 		case PermissionScope:
 			if len(perm.Scopes) == 0 {
@@ -311,7 +302,7 @@ func (c *checker) cycles(s *ResourceServer, p *fieldPath) {
 		stack = stack[:len(stack)-1]
 		state[id] = done
 	}
-	for _, id := range sortedKeys(s.Policies) {
+	for _, id := range slices.Sorted(maps.Keys(s.Policies)) {
 		visit(id)
 	}
 }
@@ -321,8 +312,10 @@ func (c *checker) tests() {
 		p := (*fieldPath)(nil).field("tests").field(name)
 		if !c.local {
 			for label, role := range map[string]string{"role": t.Role, "assign": t.Assign} {
-				if _, ok := c.all.Roles[role]; role != "" && !ok {
-					c.fail(t.Pos, p.field(label), "role %q does not exist%s", role, suggest(role, c.all.Roles))
+				if role != "" {
+					if _, ok := c.all.Roles[role]; !ok {
+						c.fail(t.Pos, p.field(label), "role %q does not exist%s", role, suggest(role, c.all.Roles))
+					}
 				}
 			}
 			continue

@@ -145,15 +145,6 @@ func buildDiff[T comparable](l *idLists, base, head map[string]T) EntityDiff[T] 
 	return d
 }
 
-func sortedKeys[T any](m map[string]T) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 var (
 	posType  = reflect.TypeFor[Pos]()
 	timeType = reflect.TypeFor[time.Time]()

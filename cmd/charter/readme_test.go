@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 )
 
 // readmeExample is a curl command of the README and the JSON it shows.
@@ -59,32 +56,13 @@ func TestREADMECurlExamples(t *testing.T) {
 	if len(examples) < 7 {
 		t.Fatalf("found %d curl examples with answers in README.md, want at least 7", len(examples))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &syncBuffer{}
-	env := &cliEnv{stdout: logs, stderr: logs, getenv: func(string) string { return "" }, now: time.Now}
-	ready := make(chan net.Addr, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if _, err := serve(ctx, env, serveConfig{listen: "127.0.0.1:0", logFormat: "text", logLevel: "info", minRevisionWait: time.Second}, ready); err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	defer func() { cancel(); <-done }()
-	addr := (<-ready).String()
+	s := launchServer(t, serveConfig{})
+	s.waitFor(t, func() bool { return s.status(t).Revision != "" })
+	addr := strings.TrimPrefix(s.base, "http://")
 	for _, ex := range examples {
 		t.Run(ex.command, func(t *testing.T) {
 			cmdline := strings.ReplaceAll(ex.command, "127.0.0.1:8181", addr)
-			var out []byte
-			var err error
-			for range 50 { // the first snapshot may still be loading
-				out, err = exec.Command("sh", "-c", cmdline).Output()
-				if err == nil && !strings.Contains(string(out), `"not_ready"`) {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			out, err := exec.Command("sh", "-c", cmdline).Output()
 			if err != nil {
 				t.Fatalf("%s: %v", cmdline, err)
 			}

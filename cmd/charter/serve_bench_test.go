@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,23 +50,11 @@ func BenchmarkEditToServed(b *testing.B) {
 
 // benchEdits serves dir and times edit → new revision in /v1/status per iteration.
 func benchEdits(b *testing.B, dir string, edit func(n int) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	env := &cliEnv{stdout: logs, stderr: logs, getenv: func(string) string { return "" }, now: time.Now}
-	ready := make(chan net.Addr, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if _, err := serve(ctx, env, serveConfig{source: dir, listen: "127.0.0.1:0", logFormat: "text", logLevel: "warn", debounce: 200 * time.Millisecond, minRevisionWait: time.Second}, ready); err != nil {
-			b.Error(err)
-		}
-	}()
-	defer func() { cancel(); <-done }()
-	s := &server{base: "http://" + (<-ready).String(), logs: logs}
+	s := launchServer(b, serveConfig{source: dir, logLevel: "warn"})
 	deadline := time.Now().Add(60 * time.Second)
 	for s.status(b).Revision == "" {
 		if time.Now().After(deadline) {
-			b.Fatalf("no first snapshot within 60s:\n%s", logs.String())
+			b.Fatalf("no first snapshot within 60s:\n%s", s.logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -80,7 +66,7 @@ func benchEdits(b *testing.B, dir string, edit func(n int) error) {
 		}
 		for s.status(b).Revision == before {
 			if time.Since(start) > 30*time.Second {
-				b.Fatalf("edit %d not served within 30s:\n%s", n, logs.String())
+				b.Fatalf("edit %d not served within 30s:\n%s", n, s.logs.String())
 			}
 			time.Sleep(2 * time.Millisecond)
 		}

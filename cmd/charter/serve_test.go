@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -48,42 +49,55 @@ type server struct {
 	logs   *syncBuffer
 }
 
-// startServer runs charter serve over a policy directory on 127.0.0.1:0.
+// startServer runs charter serve over a policy directory on 127.0.0.1:0
+// and waits for its first snapshot.
 func startServer(t *testing.T, files map[string]string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	for name, data := range files {
 		writePolicyFile(t, dir, name, data)
 	}
+	s := launchServer(t, serveConfig{source: dir, debounce: 50 * time.Millisecond})
+	s.waitFor(t, func() bool { return s.status(t).Revision != "" })
+	return s
+}
+
+// launchServer runs charter serve with cfg on 127.0.0.1:0 until the test
+// ends; it fills in what cfg leaves empty.
+func launchServer(tb testing.TB, cfg serveConfig) *server {
+	tb.Helper()
+	cfg.listen = "127.0.0.1:0"
+	cfg.logFormat = cmp.Or(cfg.logFormat, "text")
+	cfg.logLevel = cmp.Or(cfg.logLevel, "info")
+	cfg.minRevisionWait = cmp.Or(cfg.minRevisionWait, time.Second)
+	cfg.debounce = cmp.Or(cfg.debounce, 200*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	env := &cliEnv{stdout: logs, stderr: logs, getenv: func(string) string { return "" }, now: time.Now}
 	ready := make(chan net.Addr, 1)
 	done := make(chan int, 1)
-	cfg := serveConfig{source: dir, listen: "127.0.0.1:0", logFormat: "text", logLevel: "info", debounce: 50 * time.Millisecond, minRevisionWait: time.Second}
 	go func() {
 		code, err := serve(ctx, env, cfg, ready)
 		if err != nil {
-			t.Errorf("serve: %v", err)
+			tb.Errorf("serve: %v", err)
 		}
 		done <- code
 	}()
-	s := &server{dir: dir, cancel: cancel, done: done, logs: logs}
+	s := &server{dir: cfg.source, cancel: cancel, done: done, logs: logs}
 	select {
 	case addr := <-ready:
 		s.base = "http://" + addr.String()
 	case <-time.After(10 * time.Second):
-		t.Fatalf("server did not start:\n%s", logs.String())
+		tb.Fatalf("server did not start:\n%s", logs.String())
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		cancel()
 		select {
 		case <-done:
 		case <-time.After(15 * time.Second):
-			t.Error("server did not stop")
+			tb.Error("server did not stop")
 		}
 	})
-	s.waitFor(t, func() bool { return s.status(t).Revision != "" })
 	return s
 }
 
