@@ -176,7 +176,9 @@ func BenchmarkCheckResourceServer(b *testing.B) {
 }
 
 func BenchmarkBuildSnapshot(b *testing.B) {
+	start := heapAfterGC()
 	p := benchPolicy(benchUsers, benchDocs)
+	policyHeap := heapAfterGC() - start
 	b.ReportAllocs()
 	var s *Snapshot
 	for b.Loop() {
@@ -193,6 +195,7 @@ func BenchmarkBuildSnapshot(b *testing.B) {
 	after := heapAfterGC()
 	runtime.KeepAlive(s)
 	b.ReportMetric(float64(after-before)/(1<<20), "MB-retained")
+	b.ReportMetric(float64(policyHeap)/(1<<20), "MB-policy")
 	b.ReportMetric(float64(len(p.Records)), "records")
 }
 
