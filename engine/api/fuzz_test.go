@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -139,12 +140,50 @@ func FuzzUsersPath(f *testing.F) {
 		if err != nil || strings.ContainsAny(target, " \t\r\n") {
 			return // net/http answers these itself, before any handler
 		}
+		checkSplitPath(t, u)
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.URL, r.RequestURI = u, target
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		checkAnswer(t, w, target, true)
 	})
+}
+
+// checkSplitPath compares splitPath with unescaping each segment of the
+// path as sent on its own. The path as sent is RawPath when it unescapes to
+// Path, even where url.URL.EscapedPath would escape Path again because RawPath
+// holds a character that should have been escaped (`"`): a "%2F" the client
+// sent stays inside its segment.
+func checkSplitPath(t *testing.T, u *url.URL) {
+	t.Helper()
+	path, raw := u.Path, u.RawPath
+	var got [maxSegments]string
+	n, e := splitPath(u, &got)
+	sent := u.EscapedPath()
+	if p, err := url.PathUnescape(raw); raw != "" && err == nil && p == path {
+		sent = raw
+	}
+	var want []string
+	for _, seg := range strings.Split(strings.TrimPrefix(sent, "/"), "/") {
+		u, err := url.PathUnescape(seg)
+		if err != nil {
+			if e == nil {
+				t.Fatalf("splitPath(%q, %q) accepted a malformed escape", path, raw)
+			}
+			return
+		}
+		want = append(want, u)
+	}
+	switch {
+	case e != nil:
+		t.Fatalf("splitPath(%q, %q): %v", path, raw, e)
+	case len(want) > maxSegments:
+		if n != -1 {
+			t.Fatalf("splitPath(%q, %q) = %d segments, want -1", path, raw, n)
+		}
+	case n != len(want) || !slices.Equal(got[:n], want):
+		t.Fatalf("splitPath(%q, %q) = %q, want %q", path, raw, got[:max(n, 0)], want)
+	}
 }
 
 // FuzzCheckRequest decodes POST /v1/check bodies, directly and through the handler.

@@ -749,3 +749,32 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("/metrics without a gatherer: %d %s", w.Code, w.Body)
 	}
 }
+
+func TestSplitPath(t *testing.T) {
+	for _, target := range []string{
+		"/v1/users/bob/resources/documents%2Fd1/permissions/documents:read",
+		"/v1/users/a%20b/resources/%2Fdocs%2F%C3%BC%20%C3%B1%2F100%25%2Fa+b%2F%2541%2Fx%3Fy%23z%2F/permissions/docs:read",
+		"/v1/users/%ff/resources/%FF%2f/roles",
+		"/v1/users//resources//permissions/",
+		"/v1/users/bob/resources/a/b/c/d/e/f",
+		"/v1/users/bob/resources/a%2Fb/c/d/e/f",
+		"/v1/users/%2F%2F%2F/resources",
+		"/",
+	} {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSplitPath(t, u)
+	}
+	// Path and RawPath that disagree (a URL built by hand): Path wins, as in
+	// url.URL.EscapedPath.
+	for _, raw := range []string{"/v1/users/bob/resources/a%2Fb", "/v1/users/%zz/resources/y", "/v1/users/%41/resources/y"} {
+		u := &url.URL{Path: "/v1/users/x/resources/y", RawPath: raw}
+		var segs [maxSegments]string
+		n, e := splitPath(u, &segs)
+		if e != nil || n != 5 || segs[2] != "x" || segs[4] != "y" {
+			t.Errorf("RawPath %q: %d %v %q", raw, n, e, segs)
+		}
+	}
+}
