@@ -42,14 +42,18 @@ type explainBody struct {
 	Trace    []engine.Step `json:"trace"`
 }
 
-// decodeCheckRequest reads and validates a batch: at most MaxChecks checks,
-// each with a valid user, and a valid time. The resources and actions are
-// checked by the engine.
-func decodeCheckRequest(body io.Reader) (*checkRequest, time.Time, *apiError) {
-	var req checkRequest
-	if e := decodeBody(body, &req); e != nil {
+// decodeCheckRequest decodes and validates a batch: at most MaxChecks
+// checks, each with a valid user, and a valid time. The resources and
+// actions are checked by the engine.
+func decodeCheckRequest(body []byte) (*checkRequest, time.Time, *apiError) {
+	req, e := decodeChecks(body)
+	if e != nil {
 		return nil, time.Time{}, e
 	}
+	return validateCheckRequest(req)
+}
+
+func validateCheckRequest(req *checkRequest) (*checkRequest, time.Time, *apiError) {
 	if req.Checks == nil {
 		return nil, time.Time{}, badRequest(codeInvalidArgument, "checks is required")
 	}
@@ -67,7 +71,7 @@ func decodeCheckRequest(body io.Reader) (*checkRequest, time.Time, *apiError) {
 			return nil, time.Time{}, e
 		}
 	}
-	return &req, at, nil
+	return req, at, nil
 }
 
 // decodeExplainRequest reads and validates an explanation request; exactly
@@ -114,9 +118,9 @@ var errBodyTooLarge = &apiError{Status: http.StatusRequestEntityTooLarge, Code: 
 // (one bad check fails the request with 400 naming its index).
 func (h *handler) serveBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	body := limitBody(w, r)
-	if body == nil {
-		h.fail(w, epBatch, errBodyTooLarge, start)
+	body, e := readBody(w, r)
+	if e != nil {
+		h.fail(w, epBatch, e, start)
 		return
 	}
 	req, at, e := decodeCheckRequest(body)

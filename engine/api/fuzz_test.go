@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/charter-policy/charter/engine"
@@ -186,7 +187,18 @@ func checkSplitPath(t *testing.T, u *url.URL) {
 	}
 }
 
-// FuzzCheckRequest decodes POST /v1/check bodies, directly and through the handler.
+// referenceCheckRequest decodes a batch with encoding/json, as the fast
+// decoder must (but for its stricter names).
+func referenceCheckRequest(body []byte) (*checkRequest, time.Time, *apiError) {
+	var req checkRequest
+	if e := decodeBody(bytes.NewReader(body), &req); e != nil {
+		return nil, time.Time{}, e
+	}
+	return validateCheckRequest(&req)
+}
+
+// FuzzCheckRequest decodes POST /v1/check bodies, against encoding/json and
+// through the handler.
 func FuzzCheckRequest(f *testing.F) {
 	for _, q := range seedQuestions {
 		b, _ := json.Marshal(map[string]any{"checks": []map[string]string{{"userId": q.user, "resourceUri": q.resource, "action": q.action}}})
@@ -198,39 +210,43 @@ func FuzzCheckRequest(f *testing.F) {
 		`{"checks":null}`, `{"checks":[{}]}`, `{"Checks":[],"TIME":""}`, `{"checks":[],"checks":[1]}`,
 		`{"checks":[]} x`, `{"checks":[{"userId":"a","extra":1}]}`, `{"time":"yesterday","checks":[]}`,
 		`[]`, `""`, `null`, ``, `{`, "\xff", `{"checks":[{"userId":"\u0000","resourceUri":"a","action":"b"}]}`,
+		` { "checks" : [ null , { "userId" : null , "action" : "a\u00e9\ud83d\ude00" } ] , "time" : null } `,
+		`{"\u0063hecks":[{"userId":"b\"o\\b","resourceUri":"d\/1","action":"x"}]}`,
+		"{\"checks\":[{\"userId\":\"\xff\xfe\",\"resourceUri\":\"ü\",\"action\":\"a\"}]}",
+		`{"checks":[{"userId":"a","userId":"b"}]}`, `{"checks":[{"userId":nullx}]}`, `{"checks":[1,]}`, `{"checks":[{"userId":"a"},]}`,
 	} {
 		f.Add([]byte(s))
 	}
 	h, _ := fuzzHandler(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, at, e := decodeCheckRequest(bytes.NewReader(body))
-		if e == nil {
-			if len(req.Checks) > MaxChecks || (req.Time == "") != at.IsZero() {
-				t.Fatalf("accepted %q", body)
-			}
-			for _, c := range req.Checks {
-				if checkUser(c.UserID) != nil {
-					t.Fatalf("accepted user %q", c.UserID)
-				}
-			}
-		} else if e.Status != http.StatusBadRequest || e.Code == "" || e.Message == "" {
+		req, at, e := decodeCheckRequest(body)
+		ref, refAt, refErr := referenceCheckRequest(body)
+		switch {
+		case e == nil && refErr != nil:
+			t.Fatalf("%q: accepted, encoding/json says %v", body, refErr)
+		case e == nil && (!slices.Equal(req.Checks, ref.Checks) || req.Time != ref.Time || !at.Equal(refAt)):
+			t.Fatalf("%q: decoded %+v, encoding/json %+v", body, req, ref)
+		case e != nil && (e.Status != http.StatusBadRequest || e.Code == "" || e.Message == ""):
 			t.Fatalf("%q: %+v", body, e)
+		case e != nil && refErr == nil && e.Code != codeUnknownField && !strings.HasPrefix(e.Message, "duplicate field"):
+			t.Fatalf("%q: rejected (%v), encoding/json accepts %+v", body, e, ref)
 		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/check", bytes.NewReader(body)))
 		checkAnswer(t, w, string(body), false)
-		if (w.Code == http.StatusOK) != (e == nil) && w.Code != http.StatusBadRequest {
-			t.Fatalf("%q: decoder says %v, handler %d %s", body, e, w.Code, w.Body)
-		}
 		if w.Code == http.StatusOK {
+			if e != nil {
+				t.Fatalf("%q: decoder says %v, handler 200", body, e)
+			}
 			var out struct {
 				Revision string
 				Results  []struct{ Allowed *bool }
 			}
-			if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Revision != "rev1" || len(out.Results) != len(req.Checks) ||
-				w.Header().Get(HeaderRevision) != "rev1" {
+			if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Revision != "rev1" || len(out.Results) != len(req.Checks) {
 				t.Fatalf("%q: %s", body, w.Body)
 			}
+		} else if w.Code != http.StatusBadRequest {
+			t.Fatalf("%q: %d %s", body, w.Code, w.Body)
 		}
 	})
 }
