@@ -31,8 +31,10 @@ type QuestionError struct {
 	Err error
 }
 
+// Error names the argument and the reason: `invalid action: action "documents:*": …`.
 func (e *QuestionError) Error() string { return "invalid " + e.Arg + ": " + e.Err.Error() }
 
+// Unwrap returns the reason, such as match.ErrWildcardAction or ErrUnknownRole.
 func (e *QuestionError) Unwrap() error { return e.Err }
 
 // Question is one authorization question. Exactly one of Action, Role and

@@ -41,7 +41,7 @@ type Snapshot struct {
 	counts Counts
 }
 
-// Counts are the numbers of entities in a snapshot.
+// Counts are the numbers of entities of each kind in a snapshot.
 type Counts struct {
 	Roles           int `json:"roles"`
 	Groups          int `json:"groups"`
