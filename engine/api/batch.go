@@ -1,7 +1,6 @@
 package api
 
 import (
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -74,13 +73,17 @@ func validateCheckRequest(req *checkRequest) (*checkRequest, time.Time, *apiErro
 	return req, at, nil
 }
 
-// decodeExplainRequest reads and validates an explanation request; exactly
-// one of action, role and assign is checked by the engine.
-func decodeExplainRequest(body io.Reader) (*explainRequest, time.Time, *apiError) {
-	var req explainRequest
-	if e := decodeBody(body, &req); e != nil {
+// decodeExplainRequest decodes and validates an explanation request;
+// exactly one of action, role and assign is checked by the engine.
+func decodeExplainRequest(body []byte) (*explainRequest, time.Time, *apiError) {
+	req, e := decodeExplain(body)
+	if e != nil {
 		return nil, time.Time{}, e
 	}
+	return validateExplainRequest(req)
+}
+
+func validateExplainRequest(req *explainRequest) (*explainRequest, time.Time, *apiError) {
 	if e := checkUser(req.UserID); e != nil {
 		return nil, time.Time{}, e
 	}
@@ -88,7 +91,7 @@ func decodeExplainRequest(body io.Reader) (*explainRequest, time.Time, *apiError
 	if e != nil {
 		return nil, time.Time{}, e
 	}
-	return &req, at, nil
+	return req, at, nil
 }
 
 // parseTime parses an optional RFC 3339 time; empty is the zero time (now).
@@ -101,15 +104,6 @@ func parseTime(s string) (time.Time, *apiError) {
 		return time.Time{}, badRequest(codeInvalidTime, "time "+strconv.Quote(s)+" is not RFC 3339: "+err.Error())
 	}
 	return t, nil
-}
-
-// limitBody bounds r's body by MaxBodyBytes; it answers 413 at once when the
-// declared length is over and returns nil.
-func limitBody(w http.ResponseWriter, r *http.Request) io.Reader {
-	if r.ContentLength > MaxBodyBytes {
-		return nil
-	}
-	return http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 }
 
 var errBodyTooLarge = &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeBodyTooLarge, Message: bodyTooLargeMsg}
@@ -175,9 +169,9 @@ func (h *handler) serveBatch(w http.ResponseWriter, r *http.Request) {
 // decision trace.
 func (h *handler) serveExplain(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	body := limitBody(w, r)
-	if body == nil {
-		h.fail(w, epExplain, errBodyTooLarge, start)
+	body, e := readBody(w, r)
+	if e != nil {
+		h.fail(w, epExplain, e, start)
 		return
 	}
 	req, at, e := decodeExplainRequest(body)

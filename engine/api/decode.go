@@ -41,13 +41,14 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 	}
 }
 
-// checksDecoder decodes the body of POST /v1/check without reflection:
-// {"checks":[{"userId","resourceUri","action"},...],"time"}. It is stricter
-// than encoding/json: names match exactly (not case-insensitively) and a
-// name may not repeat. Like encoding/json, null leaves a field unset and
-// invalid UTF-8 in strings becomes U+FFFD. Strings without escapes alias the
-// body, which is never written to afterwards.
-type checksDecoder struct {
+// jsonDecoder decodes the request bodies of the API without reflection:
+// POST /v1/check {"checks":[{"userId","resourceUri","action"},...],"time"}
+// and POST /v1/explain {"userId","resourceUri","action","role","assign","time"}.
+// It is stricter than encoding/json: names match exactly (not
+// case-insensitively) and a name may not repeat. Like encoding/json, null
+// leaves a field unset and invalid UTF-8 in strings becomes U+FFFD. Strings
+// without escapes alias the body, which is never written to afterwards.
+type jsonDecoder struct {
 	data []byte
 	i    int
 }
@@ -56,7 +57,7 @@ var errSyntax = errors.New("syntax")
 
 // decodeChecks decodes a batch; it stops at MaxChecks+1 checks.
 func decodeChecks(data []byte) (*checkRequest, *apiError) {
-	d := &checksDecoder{data: data}
+	d := &jsonDecoder{data: data}
 	req := &checkRequest{}
 	d.ws()
 	if d.literal("null") {
@@ -86,7 +87,7 @@ func decodeChecks(data []byte) (*checkRequest, *apiError) {
 	return req, d.end()
 }
 
-func (d *checksDecoder) checks(req *checkRequest) *apiError {
+func (d *jsonDecoder) checks(req *checkRequest) *apiError {
 	if d.literal("null") {
 		req.Checks = nil
 		return nil
@@ -118,38 +119,83 @@ func (d *checksDecoder) checks(req *checkRequest) *apiError {
 	}
 }
 
-func (d *checksDecoder) check(c *checkItem) *apiError {
+func (d *jsonDecoder) check(c *checkItem) *apiError {
 	if d.literal("null") {
 		return nil
 	}
 	if d.peek() != '{' {
 		return d.typeError("checks", "an object")
 	}
-	seen := 0
-	return d.object(func(key string) *apiError {
-		var dst *string
-		bit := 0
+	return d.stringObject("checks.", func(key string) *string {
 		switch key {
 		case "userId":
-			dst, bit = &c.UserID, 1
+			return &c.UserID
 		case "resourceUri":
-			dst, bit = &c.ResourceURI, 2
+			return &c.ResourceURI
 		case "action":
-			dst, bit = &c.Action, 4
-		default:
-			return unknownField(key)
+			return &c.Action
 		}
-		if seen&bit != 0 {
-			return duplicateField(key)
+		return nil
+	})
+}
+
+// decodeExplain decodes the body of POST /v1/explain.
+func decodeExplain(data []byte) (*explainRequest, *apiError) {
+	d := &jsonDecoder{data: data}
+	req := &explainRequest{}
+	d.ws()
+	if d.literal("null") {
+		return req, d.end()
+	}
+	err := d.stringObject("", func(key string) *string {
+		switch key {
+		case "userId":
+			return &req.UserID
+		case "resourceUri":
+			return &req.ResourceURI
+		case "action":
+			return &req.Action
+		case "role":
+			return &req.Role
+		case "assign":
+			return &req.Assign
+		case "time":
+			return &req.Time
 		}
-		seen |= bit
-		return d.stringField(dst, "checks."+key)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return req, d.end()
+}
+
+// stringObject decodes an object of at most 8 string fields; field returns
+// where the field of a name goes, nil for an unknown name.
+func (d *jsonDecoder) stringObject(prefix string, field func(key string) *string) *apiError {
+	var seen [8]*string
+	n := 0
+	return d.object(func(key string) *apiError {
+		dst := field(key)
+		if dst == nil {
+			return unknownField(prefix + key)
+		}
+		for _, p := range seen[:n] {
+			if p == dst {
+				return duplicateField(prefix + key)
+			}
+		}
+		if n < len(seen) {
+			seen[n] = dst
+			n++
+		}
+		return d.stringField(dst, prefix+key)
 	})
 }
 
 // object decodes an object whose values field decodes, from the current
 // position (after whitespace).
-func (d *checksDecoder) object(field func(key string) *apiError) *apiError {
+func (d *jsonDecoder) object(field func(key string) *apiError) *apiError {
 	if !d.consume('{') {
 		if d.i >= len(d.data) {
 			return d.syntaxError("a JSON object")
@@ -191,7 +237,7 @@ func (d *checksDecoder) object(field func(key string) *apiError) *apiError {
 }
 
 // stringField decodes a string or null (which leaves *dst as it is).
-func (d *checksDecoder) stringField(dst *string, name string) *apiError {
+func (d *jsonDecoder) stringField(dst *string, name string) *apiError {
 	if d.literal("null") {
 		return nil
 	}
@@ -209,7 +255,7 @@ func (d *checksDecoder) stringField(dst *string, name string) *apiError {
 // str decodes the string at d.i (a '"'). A string of printable ASCII or
 // valid UTF-8 without escapes aliases the body; any other is decoded by
 // encoding/json, for its exact rules on escapes and invalid UTF-8.
-func (d *checksDecoder) str() (string, error) {
+func (d *jsonDecoder) str() (string, error) {
 	start := d.i + 1
 	plain := true
 	i := start
@@ -256,7 +302,7 @@ func hasBackslash(b []byte) bool {
 }
 
 // end accepts only whitespace after the value.
-func (d *checksDecoder) end() *apiError {
+func (d *jsonDecoder) end() *apiError {
 	d.ws()
 	if d.i != len(d.data) {
 		return badRequest(codeInvalidJSON, "unexpected data after the JSON value")
@@ -264,7 +310,7 @@ func (d *checksDecoder) end() *apiError {
 	return nil
 }
 
-func (d *checksDecoder) ws() {
+func (d *jsonDecoder) ws() {
 	for d.i < len(d.data) {
 		switch d.data[d.i] {
 		case ' ', '\t', '\n', '\r':
@@ -275,14 +321,14 @@ func (d *checksDecoder) ws() {
 	}
 }
 
-func (d *checksDecoder) peek() byte {
+func (d *jsonDecoder) peek() byte {
 	if d.i < len(d.data) {
 		return d.data[d.i]
 	}
 	return 0
 }
 
-func (d *checksDecoder) consume(c byte) bool {
+func (d *jsonDecoder) consume(c byte) bool {
 	if d.i < len(d.data) && d.data[d.i] == c {
 		d.i++
 		return true
@@ -291,7 +337,7 @@ func (d *checksDecoder) consume(c byte) bool {
 }
 
 // literal consumes lit when it is next and not followed by more of a word.
-func (d *checksDecoder) literal(lit string) bool {
+func (d *jsonDecoder) literal(lit string) bool {
 	end := d.i + len(lit)
 	if end > len(d.data) || string(d.data[d.i:end]) != lit {
 		return false
@@ -305,14 +351,14 @@ func (d *checksDecoder) literal(lit string) bool {
 	return true
 }
 
-func (d *checksDecoder) syntaxError(want string) *apiError {
+func (d *jsonDecoder) syntaxError(want string) *apiError {
 	if d.i >= len(d.data) {
 		return badRequest(codeInvalidJSON, "truncated JSON: expected "+want)
 	}
 	return badRequest(codeInvalidJSON, "invalid JSON at byte "+strconv.Itoa(d.i)+": expected "+want)
 }
 
-func (d *checksDecoder) typeError(field, want string) *apiError {
+func (d *jsonDecoder) typeError(field, want string) *apiError {
 	return badRequest(codeInvalidJSON, field+": expected "+want)
 }
 

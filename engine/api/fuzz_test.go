@@ -265,19 +265,29 @@ func FuzzExplainRequest(f *testing.F) {
 		`{"userId":"bob","resourceUri":"acme/reports","action":"read","time":"2026-01-05T09:00:00Z"}`,
 		`{"userId":"bob","resourceUri":"documents","action":"a","role":"User"}`,
 		`{"userId":"bob","resourceUri":"documents","environment":"production","action":"a"}`,
-		`{"userId":"bob"}{}`, `{}`, `null`, `1`, ``,
+		`{"userId":"bob"}{}`, `{}`, `null`, `1`, ``, `{"userid":"bob","resourceUri":"d","action":"a"}`,
+		`{"userId":"bob","userId":"eve","resourceUri":"d","action":"a"}`, `{"userId":"b\u00f6b","resourceUri":"d","role":null,"action":"a"}`,
 	} {
 		f.Add([]byte(s))
 	}
 	h, _ := fuzzHandler(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, at, e := decodeExplainRequest(bytes.NewReader(body))
-		if e == nil {
-			if checkUser(req.UserID) != nil || (req.Time == "") != at.IsZero() {
-				t.Fatalf("accepted %q", body)
-			}
-		} else if e.Status != http.StatusBadRequest || e.Code == "" || e.Message == "" {
+		req, at, e := decodeExplainRequest(body)
+		var ref explainRequest
+		refErr := decodeBody(bytes.NewReader(body), &ref)
+		var refAt time.Time
+		if refErr == nil {
+			_, refAt, refErr = validateExplainRequest(&ref)
+		}
+		switch {
+		case e == nil && refErr != nil:
+			t.Fatalf("%q: accepted, encoding/json says %v", body, refErr)
+		case e == nil && (*req != ref || !at.Equal(refAt)):
+			t.Fatalf("%q: decoded %+v, encoding/json %+v", body, req, ref)
+		case e != nil && (e.Status != http.StatusBadRequest || e.Code == "" || e.Message == ""):
 			t.Fatalf("%q: %+v", body, e)
+		case e != nil && refErr == nil && e.Code != codeUnknownField && !strings.HasPrefix(e.Message, "duplicate field"):
+			t.Fatalf("%q: rejected (%v), encoding/json accepts %+v", body, e, ref)
 		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/explain", bytes.NewReader(body)))
@@ -290,6 +300,8 @@ func FuzzExplainRequest(f *testing.F) {
 			if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || len(out) != 4 || out["trace"] == nil || out["layer"] == nil {
 				t.Fatalf("%q: %s", body, w.Body)
 			}
+		} else if w.Code != http.StatusBadRequest {
+			t.Fatalf("%q: %d %s", body, w.Code, w.Body)
 		}
 	})
 }
