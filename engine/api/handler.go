@@ -93,7 +93,10 @@ type handler struct {
 //	GET  /healthz, /readyz, /metrics
 //
 // {resourceUri} is one URL-encoded path segment ("documents%2Fd1"). Every
-// response made from a snapshot carries the Charter-Revision header.
+// response made from a snapshot carries the Charter-Revision header; so does
+// a 409. Request bodies are decoded strictly: field names match exactly,
+// unknown or repeated fields and trailing data are errors, null leaves a
+// field unset.
 //
 // Errors are {"error":{"code","message"}}: 400 for bad input (codes
 // invalid_json, unknown_field, invalid_path, invalid_user, invalid_resource,
