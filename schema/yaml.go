@@ -7,8 +7,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// maxYAMLNodes bounds the nodes a YAML file may expand to through aliases.
-const maxYAMLNodes = 10_000_000
+// yamlNodeBudget bounds the nodes a YAML file may expand to through
+// aliases: without aliases a file has at most about one node per byte.
+func yamlNodeBudget(src []byte) int { return 2*len(src) + 10_000 }
 
 // parseYAML parses a single-document YAML file into a node tree.
 func parseYAML(file string, src []byte) (*node, *Error) {
@@ -24,7 +25,7 @@ func parseYAML(file string, src []byte) (*node, *Error) {
 	if doc.Kind == 0 {
 		return &node{kind: kindObject, pos: Pos{File: file, Line: 1, Col: 1}}, nil
 	}
-	budget := maxYAMLNodes
+	budget := yamlNodeBudget(src)
 	return fromYAML(file, &doc, 0, &budget)
 }
 
