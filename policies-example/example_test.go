@@ -30,6 +30,10 @@ func TestExampleIsValidAndItsTestsPass(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// One test for every seed rule of the engine issue, and more.
+			if len(p.Tests) < 70 || report.Passed != len(p.Tests) {
+				t.Errorf("%d tests, %d passed; want at least 70, all passing", len(p.Tests), report.Passed)
+			}
 			if !report.OK() {
 				var b strings.Builder
 				_ = report.WriteText(&b)
