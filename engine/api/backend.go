@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/charter-policy/charter/engine"
@@ -18,17 +19,42 @@ type Backend interface {
 	Reconcile()
 }
 
-// Status is the body of GET /v1/status.
+// Status is the body of GET /v1/status. Every field is always present:
+// commitTime and loadedAt are null while unknown (outside git, or before
+// the first snapshot).
 type Status struct {
-	Revision   string         `json:"revision"`
-	CommitTime time.Time      `json:"commitTime,omitzero"`
-	Author     string         `json:"author"`
-	LoadedAt   time.Time      `json:"loadedAt,omitzero"`
-	Source     string         `json:"source"`
-	Counts     map[string]int `json:"counts"`
+	Revision   string
+	CommitTime time.Time
+	Author     string
+	LoadedAt   time.Time
+	Source     string
+	Counts     map[string]int
 	// Error describes the newest revision seen that could not be served;
 	// nil once a newer revision is served.
-	Error *RevisionError `json:"error"`
+	Error *RevisionError
+}
+
+// MarshalJSON writes the status with null for unknown times.
+func (s Status) MarshalJSON() ([]byte, error) {
+	orNull := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	counts := s.Counts
+	if counts == nil {
+		counts = map[string]int{}
+	}
+	return json.Marshal(struct {
+		Revision   string         `json:"revision"`
+		CommitTime *time.Time     `json:"commitTime"`
+		Author     string         `json:"author"`
+		LoadedAt   *time.Time     `json:"loadedAt"`
+		Source     string         `json:"source"`
+		Counts     map[string]int `json:"counts"`
+		Error      *RevisionError `json:"error"`
+	}{s.Revision, orNull(s.CommitTime), s.Author, orNull(s.LoadedAt), s.Source, counts, s.Error})
 }
 
 // RevisionError is a revision that was rejected, with every reason.

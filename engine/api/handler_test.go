@@ -362,7 +362,7 @@ func TestNoSnapshotYet(t *testing.T) {
 		{name: "explain", method: "POST", path: "/v1/explain", body: `{"userId":"a","resourceUri":"b","action":"c"}`, status: 503, code: codeNoSnapshot},
 		{name: "readyz", path: "/readyz", status: 503, code: codeNoSnapshot},
 		{name: "healthz", path: "/healthz", status: 200},
-		{name: "status", path: "/v1/status", status: 200, want: `{"revision":"","author":"","source":"","counts":{},"error":null}`},
+		{name: "status", path: "/v1/status", status: 200, want: `{"revision":"","commitTime":null,"author":"","loadedAt":null,"source":"","counts":{},"error":null}`},
 		// Bad input is still 400, before the snapshot matters.
 		{name: "bad input", path: checkPath("", "documents/d1", "documents:read"), status: 400, code: codeInvalidUser},
 	})
