@@ -306,3 +306,30 @@ func (d *DirSource) addTree(w *fsnotify.Watcher, dir string) error {
 		return nil
 	})
 }
+
+// Includes reports whether the served revision is min or a descendant of it
+// in the git repository around the directory (for Charter-Min-Revision).
+// A "+dirty" revision includes what its commit includes.
+func (d *DirSource) Includes(served, min string) bool {
+	served = strings.TrimSuffix(served, "+dirty")
+	if served == min {
+		return true
+	}
+	if !plumbing.IsHash(served) || !plumbing.IsHash(min) {
+		return false
+	}
+	repo, err := git.PlainOpenWithOptions(d.dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return false
+	}
+	head, err := repo.CommitObject(plumbing.NewHash(served))
+	if err != nil {
+		return false
+	}
+	base, err := repo.CommitObject(plumbing.NewHash(min))
+	if err != nil {
+		return false
+	}
+	ok, err := base.IsAncestor(head)
+	return err == nil && ok
+}

@@ -235,6 +235,42 @@ func TestDirSourceRevisionInGit(t *testing.T) {
 	}
 }
 
+func TestDirSourceIncludesAncestors(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	repo := t.TempDir()
+	gitCLI(t, repo, "init", "-q", "-b", "main")
+	writeFile(t, repo, "roles.cue", rolesCUE)
+	gitCLI(t, repo, "add", ".")
+	gitCLI(t, repo, "commit", "-q", "-m", "first")
+	first := gitCLI(t, repo, "rev-parse", "HEAD")
+	writeFile(t, repo, "records.cue", recordCUE("ann", "User"))
+	gitCLI(t, repo, "add", ".")
+	gitCLI(t, repo, "commit", "-q", "-m", "second")
+	second := gitCLI(t, repo, "rev-parse", "HEAD")
+	src, err := NewDirSource(repo, "", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		served, min string
+		want        bool
+	}{
+		{second, first, true},
+		{second + "+dirty", first, true},
+		{second, second, true},
+		{first, second, false},
+		{second, "0123456789abcdef0123456789abcdef01234567", false},
+		{"sha256:abc", first, false},
+	}
+	for _, tt := range tests {
+		if got := src.Includes(tt.served, tt.min); got != tt.want {
+			t.Errorf("Includes(%.7s, %.7s) = %v, want %v", tt.served, tt.min, got, tt.want)
+		}
+	}
+}
+
 func TestDirSourceWatchesNewSubdirectories(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "roles.cue", rolesCUE)

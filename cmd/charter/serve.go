@@ -76,13 +76,18 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- net.A
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec := reconciler.New(src, reconciler.Options{Logger: log, Metrics: reconciler.NewMetrics(reg)})
+	var includes func(served, min string) bool
+	if d, ok := src.(interface{ Includes(served, min string) bool }); ok {
+		includes = d.Includes
+	}
 	handler := api.NewHandler(backend{rec}, api.Options{
-		Environment:     cfg.environment,
-		WebhookSecret:   secret,
-		Registerer:      reg,
-		Gatherer:        reg,
-		Logger:          log,
-		MinRevisionWait: cfg.minRevisionWait,
+		RevisionIncludes: includes,
+		Environment:      cfg.environment,
+		WebhookSecret:    secret,
+		Registerer:       reg,
+		Gatherer:         reg,
+		Logger:           log,
+		MinRevisionWait:  cfg.minRevisionWait,
 	})
 
 	ln, err := net.Listen("tcp", cfg.listen)
