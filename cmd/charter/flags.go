@@ -88,3 +88,14 @@ func (c *choiceValue) Set(s string) error {
 	}
 	return fmt.Errorf("must be one of %s", strings.Join(c.choices, ", "))
 }
+
+// optionalDir returns the one optional DIR argument of a command, "." when absent.
+func optionalDir(pos []string) (string, error) {
+	switch len(pos) {
+	case 0:
+		return ".", nil
+	case 1:
+		return pos[0], nil
+	}
+	return "", fmt.Errorf("want at most one directory, got %d arguments", len(pos))
+}

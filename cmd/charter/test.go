@@ -20,12 +20,9 @@ func runTest(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	if err != nil {
 		return exitFailure, err
 	}
-	if len(pos) > 1 {
-		return exitFailure, fmt.Errorf("want at most one directory, got %d arguments", len(pos))
-	}
-	dir := "."
-	if len(pos) == 1 {
-		dir = pos[0]
+	dir, err := optionalDir(pos)
+	if err != nil {
+		return exitFailure, err
 	}
 	var filter *regexp.Regexp
 	if *runExpr != "" {
