@@ -317,25 +317,8 @@ func differential(t *testing.T, seed uint64, questions int) {
 
 // quietAnswer is answer without the test hooks.
 func quietAnswer(s *Snapshot, c specCase) string {
-	switch c.kind {
-	case "roles":
-		roles, err := s.Roles(c.q.User, c.q.Resource, c.q.Environment)
-		if err != nil {
-			return "error"
-		}
-		return strings.Join(roles, " ")
-	case "perms":
-		entries, err := s.Permissions(c.q.User, c.q.Resource, c.q.Environment)
-		if err != nil {
-			return "error"
-		}
-		return renderEntries(entries)
-	case "resources":
-		l, err := s.Resources(c.q.User, c.q.Action, c.q.Resource, c.q.Environment, c.q.Time)
-		if err != nil {
-			return "error"
-		}
-		return renderList(l)
+	if out, ok := listAnswer(s, c); ok {
+		return out
 	}
 	d, err := s.Decide(c.q)
 	if err != nil {

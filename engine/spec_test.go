@@ -443,25 +443,8 @@ func TestSpec(t *testing.T) {
 // answer asks the snapshot the case's question and renders the answer.
 func answer(t *testing.T, s *Snapshot, c specCase) string {
 	t.Helper()
-	switch c.kind {
-	case "roles":
-		roles, err := s.Roles(c.q.User, c.q.Resource, c.q.Environment)
-		if err != nil {
-			return "error"
-		}
-		return strings.Join(roles, " ")
-	case "perms":
-		entries, err := s.Permissions(c.q.User, c.q.Resource, c.q.Environment)
-		if err != nil {
-			return "error"
-		}
-		return renderEntries(entries)
-	case "resources":
-		l, err := s.Resources(c.q.User, c.q.Action, c.q.Resource, c.q.Environment, c.q.Time)
-		if err != nil {
-			return "error"
-		}
-		return renderList(l)
+	if out, ok := listAnswer(s, c); ok {
+		return out
 	}
 	d, err := s.Decide(c.q)
 	if err != nil {
@@ -486,6 +469,32 @@ func answer(t *testing.T, s *Snapshot, c specCase) string {
 		}
 	}
 	return allowDeny(d.Allowed)
+}
+
+// listAnswer renders the answer to a roles, perms or resources case; ok is
+// false for a case that asks for a decision.
+func listAnswer(s *Snapshot, c specCase) (out string, ok bool) {
+	var err error
+	switch c.kind {
+	case "roles":
+		var roles []string
+		roles, err = s.Roles(c.q.User, c.q.Resource, c.q.Environment)
+		out = strings.Join(roles, " ")
+	case "perms":
+		var entries []Entry
+		entries, err = s.Permissions(c.q.User, c.q.Resource, c.q.Environment)
+		out = renderEntries(entries)
+	case "resources":
+		var l ResourceList
+		l, err = s.Resources(c.q.User, c.q.Action, c.q.Resource, c.q.Environment, c.q.Time)
+		out = renderList(l)
+	default:
+		return "", false
+	}
+	if err != nil {
+		return "error", true
+	}
+	return out, true
 }
 
 func renderEntries(entries []Entry) string {
