@@ -112,17 +112,21 @@ func (r *TestReport) WriteText(w io.Writer) error {
 	return err
 }
 
-// describe renders a question in words.
-func describe(q Question) string {
-	var s string
+// String renders the question in words: "ann may do documents:read on
+// documents/d1", "ann holds role User on …", "ann may assign role User on …".
+func (q Question) String() string {
 	switch {
 	case q.Role != "":
-		s = fmt.Sprintf("%s holds role %s on %s", q.User, q.Role, q.Resource)
+		return fmt.Sprintf("%s holds role %s on %s", q.User, q.Role, q.Resource)
 	case q.Assign != "":
-		s = fmt.Sprintf("%s may assign role %s on %s", q.User, q.Assign, q.Resource)
-	default:
-		s = fmt.Sprintf("%s may do %s on %s", q.User, q.Action, q.Resource)
+		return fmt.Sprintf("%s may assign role %s on %s", q.User, q.Assign, q.Resource)
 	}
+	return fmt.Sprintf("%s may do %s on %s", q.User, q.Action, q.Resource)
+}
+
+// describe renders a question in words, with its environment.
+func describe(q Question) string {
+	s := q.String()
 	if q.Environment != "" {
 		s += " in " + q.Environment
 	}

@@ -36,7 +36,6 @@ type Rejection struct {
 	Revision string // empty for a failed fetch
 	Result   string // ResultInvalid, ResultRejected or ResultFetchError
 	Errors   schema.Errors
-	At       time.Time
 }
 
 // Options configure a Reconciler.
@@ -213,7 +212,7 @@ func (r *Reconciler) ReconcileNow(ctx context.Context) error {
 
 // reject records a revision that could not be served.
 func (r *Reconciler) reject(rev Revision, result string, errs schema.Errors) {
-	r.rejected = &Rejection{Revision: rev.ID, Result: result, Errors: errs, At: r.opts.Now().UTC()}
+	r.rejected = &Rejection{Revision: rev.ID, Result: result, Errors: errs}
 	if r.m != nil {
 		r.m.reconciles.WithLabelValues(result).Inc()
 	}

@@ -173,6 +173,14 @@ func gitCLI(t *testing.T, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// commitAll commits every change in repo and returns the commit's hash.
+func commitAll(t *testing.T, repo, msg string) string {
+	t.Helper()
+	gitCLI(t, repo, "add", ".")
+	gitCLI(t, repo, "commit", "-q", "-m", msg)
+	return gitCLI(t, repo, "rev-parse", "HEAD")
+}
+
 func TestDirSourceRevisionInGit(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git not installed")
@@ -182,9 +190,7 @@ func TestDirSourceRevisionInGit(t *testing.T) {
 	writeFile(t, repo, "README.md", "# policies\n")
 	writeFile(t, repo, "policies/roles.cue", rolesCUE)
 	writeFile(t, repo, "policies/records.cue", recordCUE("ann", "User"))
-	gitCLI(t, repo, "add", ".")
-	gitCLI(t, repo, "commit", "-q", "-m", "first")
-	head := gitCLI(t, repo, "rev-parse", "HEAD")
+	head := commitAll(t, repo, "first")
 
 	src, err := NewDirSource(repo, "policies", 0, nil)
 	if err != nil {
@@ -242,13 +248,9 @@ func TestDirSourceIncludesAncestors(t *testing.T) {
 	repo := t.TempDir()
 	gitCLI(t, repo, "init", "-q", "-b", "main")
 	writeFile(t, repo, "roles.cue", rolesCUE)
-	gitCLI(t, repo, "add", ".")
-	gitCLI(t, repo, "commit", "-q", "-m", "first")
-	first := gitCLI(t, repo, "rev-parse", "HEAD")
+	first := commitAll(t, repo, "first")
 	writeFile(t, repo, "records.cue", recordCUE("ann", "User"))
-	gitCLI(t, repo, "add", ".")
-	gitCLI(t, repo, "commit", "-q", "-m", "second")
-	second := gitCLI(t, repo, "rev-parse", "HEAD")
+	second := commitAll(t, repo, "second")
 	src, err := NewDirSource(repo, "", 0, nil)
 	if err != nil {
 		t.Fatal(err)

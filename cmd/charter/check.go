@@ -116,16 +116,7 @@ func writeDecisionText(w io.Writer, q engine.Question, d engine.Decision) error 
 	if d.Allowed {
 		verdict = "allowed"
 	}
-	var what string
-	switch {
-	case q.Role != "":
-		what = fmt.Sprintf("%s holds role %s on %s", q.User, q.Role, q.Resource)
-	case q.Assign != "":
-		what = fmt.Sprintf("%s may assign role %s on %s", q.User, q.Assign, q.Resource)
-	default:
-		what = fmt.Sprintf("%s may do %s on %s", q.User, q.Action, q.Resource)
-	}
-	if _, err := fmt.Fprintf(w, "%s: %s (decided by the %s layer, revision %s)\n", verdict, what, layerName(d.Layer), d.Revision); err != nil {
+	if _, err := fmt.Fprintf(w, "%s: %s (decided by the %s layer, revision %s)\n", verdict, q, layerName(d.Layer), d.Revision); err != nil {
 		return err
 	}
 	if d.Trace != nil {
