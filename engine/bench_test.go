@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/charter-policy/charter/schema"
+	"github.com/charter-policy/charter/schema/change"
 )
 
 // benchPolicy generates the benchmark policy: users, documents
@@ -15,9 +16,9 @@ import (
 // documents, every user User on about 10 random documents, 20 groups of 50
 // users with a record each, and one resource server with 5 permissions over
 // acme/... Nothing of it is committed: it is made on the fly.
-func benchPolicy(users, docs int) *schema.Policy {
+func benchPolicy(users, docs int) *schema.PolicySet {
 	r := rand.New(rand.NewPCG(7, 11))
-	p := schema.NewPolicy()
+	p := schema.NewPolicySet()
 	pos := func(file string, line int) schema.Pos { return schema.Pos{File: file, Line: line} }
 	p.Roles["User"] = &schema.Role{ID: "User", Name: "User", Permissions: []schema.RolePermission{{Action: "documents:read", Allow: true}}, Pos: pos("roles.cue", 1)}
 	p.Roles["Editor"] = &schema.Role{ID: "Editor", Name: "Editor", Permissions: []schema.RolePermission{
@@ -90,7 +91,7 @@ func benchPolicy(users, docs int) *schema.Policy {
 
 // benchQuestions returns n questions, about half of them allowed: every
 // other one asks about a document the user was given.
-func benchQuestions(p *schema.Policy, users, docs, n int) []Question {
+func benchQuestions(p *schema.PolicySet, users, docs, n int) []Question {
 	r := rand.New(rand.NewPCG(3, 5))
 	var given []Question
 	for id, rec := range p.Records {
@@ -125,7 +126,7 @@ const (
 	benchDocs  = 100_000
 )
 
-func benchSnapshot(b *testing.B) (*schema.Policy, *Snapshot) {
+func benchSnapshot(b *testing.B) (*schema.PolicySet, *Snapshot) {
 	b.Helper()
 	p := benchPolicy(benchUsers, benchDocs)
 	s, err := Build(p, "bench")
@@ -208,8 +209,8 @@ func heapAfterGC() uint64 {
 }
 
 // changedPolicy returns p with n owner records given to other users.
-func changedPolicy(p *schema.Policy, n int) *schema.Policy {
-	q := schema.NewPolicy()
+func changedPolicy(p *schema.PolicySet, n int) *schema.PolicySet {
+	q := schema.NewPolicySet()
 	q.Roles, q.Groups, q.ResourceServers = p.Roles, p.Groups, p.ResourceServers
 	for id, r := range p.Records {
 		q.Records[id] = r
@@ -226,7 +227,7 @@ func changedPolicy(p *schema.Policy, n int) *schema.Policy {
 func BenchmarkApplyDiff(b *testing.B) {
 	p, s := benchSnapshot(b)
 	q := changedPolicy(p, 1000)
-	d := schema.DiffPolicies(p, q)
+	d := change.Between(p, q)
 	if n := len(d.Records.Changed); n != 1000 {
 		b.Fatalf("%d records changed, want 1000", n)
 	}
@@ -243,7 +244,7 @@ func BenchmarkDiffPolicies(b *testing.B) {
 	q := changedPolicy(p, 1000)
 	b.ReportAllocs()
 	for b.Loop() {
-		schema.DiffPolicies(p, q)
+		change.Between(p, q)
 	}
 }
 

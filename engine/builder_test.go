@@ -10,11 +10,11 @@ import (
 // pb builds policies in tests. Every entity gets a position in "test.cue"
 // on its own line so that traces show sources.
 type pb struct {
-	p    *schema.Policy
+	p    *schema.PolicySet
 	line int
 }
 
-func newPB() *pb { return &pb{p: schema.NewPolicy()} }
+func newPB() *pb { return &pb{p: schema.NewPolicySet()} }
 
 func (b *pb) pos() schema.Pos {
 	b.line++

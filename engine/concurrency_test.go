@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/charter-policy/charter/schema"
+	"github.com/charter-policy/charter/schema/change"
 )
 
 // TestConcurrentReaders: readers of a snapshot keep their answers while
@@ -51,12 +52,12 @@ func TestConcurrentReaders(t *testing.T) {
 	}
 	prev, prevP := s1, p1
 	for i := range 20 {
-		next := schema.NewPolicy()
+		next := schema.NewPolicySet()
 		next.Roles, next.Groups = prevP.Roles, prevP.Groups
 		if i%2 == 0 {
 			next.Records["x"] = std().rec("x", "carol", stmt("Admin", "documents")).p.Records["x"]
 		}
-		s, err := prev.Apply(schema.DiffPolicies(prevP, next), "next")
+		s, err := prev.Apply(change.Between(prevP, next), "next")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/charter-policy/charter/schema"
+	"github.com/charter-policy/charter/schema/change"
 )
 
 // Random policies over a small universe, so that random questions hit.
@@ -172,8 +173,8 @@ func (g *gen) server(id string) *schema.ResourceServer {
 	return s
 }
 
-func (g *gen) policy() *schema.Policy {
-	p := schema.NewPolicy()
+func (g *gen) policy() *schema.PolicySet {
+	p := schema.NewPolicySet()
 	for _, id := range genRoles {
 		p.Roles[id] = g.role(id)
 	}
@@ -193,8 +194,8 @@ func (g *gen) policy() *schema.Policy {
 
 // mutate returns a copy of p with some entities changed, removed or added;
 // unchanged entities are shared, as the loader shares them.
-func (g *gen) mutate(p *schema.Policy) *schema.Policy {
-	q := schema.NewPolicy()
+func (g *gen) mutate(p *schema.PolicySet) *schema.PolicySet {
+	q := schema.NewPolicySet()
 	for id, r := range p.Roles {
 		q.Roles[id] = r
 		if g.chance(0.2) {
@@ -282,7 +283,7 @@ func differential(t *testing.T, seed uint64, questions int) {
 	if err != nil {
 		t.Fatalf("seed %d: build: %v", seed, err)
 	}
-	s2, err := s1.Apply(schema.DiffPolicies(p1, p2), "two")
+	s2, err := s1.Apply(change.Between(p1, p2), "two")
 	if err != nil {
 		t.Fatalf("seed %d: apply: %v", seed, err)
 	}
@@ -291,7 +292,7 @@ func differential(t *testing.T, seed uint64, questions int) {
 		c := specCase{q: q, kind: kind}
 		for _, v := range []struct {
 			s *Snapshot
-			p *schema.Policy
+			p *schema.PolicySet
 		}{{s1, p1}, {s2, p2}} {
 			got := quietAnswer(v.s, c)
 			want := refAnswer(v.p, q, kind)

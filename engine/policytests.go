@@ -40,7 +40,7 @@ func (r *TestReport) OK() bool { return r.Failed == 0 }
 
 // RunTests builds a snapshot of p and runs its tests whose names match
 // filter (all when filter is nil). A test without a time is asked at now.
-func RunTests(p *schema.Policy, filter *regexp.Regexp, now time.Time) (*TestReport, error) {
+func RunTests(p *schema.PolicySet, filter *regexp.Regexp, now time.Time) (*TestReport, error) {
 	s, err := Build(p, "")
 	if err != nil {
 		return nil, fmt.Errorf("run tests: %w", err)

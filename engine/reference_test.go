@@ -81,12 +81,12 @@ func refActionCovers(h, p string) bool {
 	return refActionMatches(h, strings.TrimSuffix(strings.ToLower(p), ":*"))
 }
 
-func refInGroup(p *schema.Policy, user, group string) bool {
+func refInGroup(p *schema.PolicySet, user, group string) bool {
 	g := p.Groups[group]
 	return g != nil && slices.Contains(g.Users, user)
 }
 
-func refStatementApplies(p *schema.Policy, r *schema.Record, st *schema.Statement, user string) bool {
+func refStatementApplies(p *schema.PolicySet, r *schema.Record, st *schema.Statement, user string) bool {
 	users, groups := r.Users, r.Groups
 	if len(st.Users) > 0 || len(st.Groups) > 0 {
 		users, groups = st.Users, st.Groups
@@ -103,7 +103,7 @@ func refStatementApplies(p *schema.Policy, r *schema.Record, st *schema.Statemen
 }
 
 // refStatements returns every statement that applies to user and covers uri in env.
-func refStatements(p *schema.Policy, user, uri, env string) []*schema.Statement {
+func refStatements(p *schema.PolicySet, user, uri, env string) []*schema.Statement {
 	var out []*schema.Statement
 	for _, r := range p.Records {
 		if e := r.Tags["environment"]; env != "" && e != "" && e != env {
@@ -125,7 +125,7 @@ func refStatements(p *schema.Policy, user, uri, env string) []*schema.Statement 
 	return out
 }
 
-func refRoles(p *schema.Policy, user, uri, env string) []string {
+func refRoles(p *schema.PolicySet, user, uri, env string) []string {
 	set := map[string]bool{}
 	for _, st := range refStatements(p, user, uri, env) {
 		for _, r := range st.Roles {
@@ -140,7 +140,7 @@ func refRoles(p *schema.Policy, user, uri, env string) []string {
 	return out
 }
 
-func refEntries(p *schema.Policy, user, uri, env string) []Entry {
+func refEntries(p *schema.PolicySet, user, uri, env string) []Entry {
 	merged := map[string]*Entry{}
 	for _, id := range refRoles(p, user, uri, env) {
 		role := p.Roles[id]
@@ -167,7 +167,7 @@ func refEntries(p *schema.Policy, user, uri, env string) []Entry {
 	return out
 }
 
-func refRecordAllows(p *schema.Policy, user, uri, action, env string) bool {
+func refRecordAllows(p *schema.PolicySet, user, uri, action, env string) bool {
 	for _, st := range refStatements(p, user, uri, env) {
 		for _, id := range st.Roles {
 			if role := p.Roles[id]; role != nil {
@@ -182,7 +182,7 @@ func refRecordAllows(p *schema.Policy, user, uri, action, env string) bool {
 	return false
 }
 
-func refAssignable(p *schema.Policy, user, uri, roleID, env string) bool {
+func refAssignable(p *schema.PolicySet, user, uri, roleID, env string) bool {
 	held := refEntries(p, user, uri, env)
 	for _, want := range p.Roles[roleID].Permissions {
 		ok := false
@@ -214,7 +214,7 @@ func refStrategy(strategy string, grants, denies int) bool {
 	}
 }
 
-func refPolicy(p *schema.Policy, s *schema.ResourceServer, id, user, uri, env string, t time.Time, depth int) bool {
+func refPolicy(p *schema.PolicySet, s *schema.ResourceServer, id, user, uri, env string, t time.Time, depth int) bool {
 	pol := s.Policies[id]
 	if pol == nil || depth > 40 {
 		return false
@@ -288,7 +288,7 @@ func refPolicy(p *schema.Policy, s *schema.ResourceServer, id, user, uri, env st
 }
 
 // refServerDecides returns (governs, allows).
-func refServerDecides(p *schema.Policy, s *schema.ResourceServer, user, uri, action, env string, t time.Time) (bool, bool) {
+func refServerDecides(p *schema.PolicySet, s *schema.ResourceServer, user, uri, action, env string, t time.Time) (bool, bool) {
 	var matches []*schema.Resource
 	for _, r := range s.Resources {
 		for _, u := range r.URIs {
@@ -358,7 +358,7 @@ func refServerDecides(p *schema.Policy, s *schema.ResourceServer, user, uri, act
 	return true, d == 0
 }
 
-func refCheck(p *schema.Policy, user, uri, action, env string, t time.Time) bool {
+func refCheck(p *schema.PolicySet, user, uri, action, env string, t time.Time) bool {
 	governed, allowed := false, true
 	for _, s := range p.ResourceServers {
 		if gov, ok := refServerDecides(p, s, user, uri, action, env, t); gov {
@@ -372,7 +372,7 @@ func refCheck(p *schema.Policy, user, uri, action, env string, t time.Time) bool
 	return refRecordAllows(p, user, uri, action, env)
 }
 
-func refResources(p *schema.Policy, user, collection, action, env string, t time.Time) ResourceList {
+func refResources(p *schema.PolicySet, user, collection, action, env string, t time.Time) ResourceList {
 	out := ResourceList{AccessToAllSubResources: refCheck(p, user, collection, action, env, t)}
 	seen := map[string]bool{}
 	for _, r := range p.Records {
@@ -401,7 +401,7 @@ func refResources(p *schema.Policy, user, collection, action, env string, t time
 }
 
 // refAnswer answers a spec case the naive way, rendered as answer() renders.
-func refAnswer(p *schema.Policy, q Question, kind string) string {
+func refAnswer(p *schema.PolicySet, q Question, kind string) string {
 	uri, ok := refURI(q.Resource)
 	if !ok || (kind == "" && q.Action != "" && strings.Contains("/"+uri+"/", "/*/")) {
 		return "error"

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/charter-policy/charter/schema"
+	"github.com/charter-policy/charter/schema/change"
 	"github.com/charter-policy/charter/schema/match"
 )
 
@@ -67,8 +68,8 @@ func Empty(revision string) *Snapshot {
 }
 
 // Build returns a snapshot of the validated policy p at the given revision.
-func Build(p *schema.Policy, revision string) (*Snapshot, error) {
-	return Empty("").Apply(schema.DiffPolicies(nil, p), revision)
+func Build(p *schema.PolicySet, revision string) (*Snapshot, error) {
+	return Empty("").Apply(change.Between(nil, p), revision)
 }
 
 // Apply returns a new snapshot at revision: s with the diff d applied. d
@@ -76,7 +77,7 @@ func Build(p *schema.Policy, revision string) (*Snapshot, error) {
 // the changed entities are written, in one write transaction on top of s's
 // database that never reads; s itself is unchanged and its readers are
 // unaffected.
-func (s *Snapshot) Apply(d *schema.Diff, revision string) (*Snapshot, error) {
+func (s *Snapshot) Apply(d *change.Diff, revision string) (*Snapshot, error) {
 	db := s.db.Snapshot()
 	var w writer
 	if err := s.plan(d, &w); err != nil {
@@ -221,7 +222,7 @@ func (w *writer) write(txn *memdb.Txn) error {
 }
 
 // plan computes the writes of a diff on top of s.
-func (s *Snapshot) plan(d *schema.Diff, w *writer) error {
+func (s *Snapshot) plan(d *change.Diff, w *writer) error {
 	if err := s.planRoles(&d.Roles, w); err != nil {
 		return err
 	}
@@ -232,7 +233,7 @@ func (s *Snapshot) plan(d *schema.Diff, w *writer) error {
 
 // olds and news return the old and new sides of a diff's entities that
 // have to be rewritten.
-func olds[T any](d *schema.EntityDiff[T]) []T {
+func olds[T any](d *change.EntityDiff[T]) []T {
 	out := slices.Clone(d.Removed)
 	for _, c := range d.Changed {
 		out = append(out, c.Old)
@@ -243,7 +244,7 @@ func olds[T any](d *schema.EntityDiff[T]) []T {
 	return out
 }
 
-func news[T any](d *schema.EntityDiff[T]) []T {
+func news[T any](d *change.EntityDiff[T]) []T {
 	out := slices.Clone(d.Added)
 	for _, c := range d.Changed {
 		out = append(out, c.New)
@@ -254,7 +255,7 @@ func news[T any](d *schema.EntityDiff[T]) []T {
 	return out
 }
 
-func (s *Snapshot) planRoles(d *schema.EntityDiff[*schema.Role], w *writer) error {
+func (s *Snapshot) planRoles(d *change.EntityDiff[*schema.Role], w *writer) error {
 	for _, r := range d.Removed {
 		if old := s.roles[r.ID]; old != nil {
 			w.delete(tableRoles, old)
@@ -282,7 +283,7 @@ func compileRole(r *schema.Role) (*roleRow, error) {
 	return row, nil
 }
 
-func (s *Snapshot) planGroups(d *schema.EntityDiff[*schema.Group], w *writer) {
+func (s *Snapshot) planGroups(d *change.EntityDiff[*schema.Group], w *writer) {
 	for _, g := range d.Removed {
 		w.delete(tableGroups, &groupRow{group: g})
 	}
@@ -364,7 +365,7 @@ func (p *pendingRow) pair(id []byte) *pendingPair {
 	return &p.pairs[len(p.pairs)-1]
 }
 
-func (s *Snapshot) planRecords(d *schema.EntityDiff[*schema.Record], w *writer) {
+func (s *Snapshot) planRecords(d *change.EntityDiff[*schema.Record], w *writer) {
 	if d.Empty() {
 		return
 	}
@@ -503,7 +504,7 @@ func sortGrants(gs []wildcardGrant) []wildcardGrant {
 	return slices.Clip(slices.CompactFunc(gs, func(a, b wildcardGrant) bool { return c(a, b) == 0 }))
 }
 
-func (s *Snapshot) planServers(d *schema.EntityDiff[*schema.ResourceServer], w *writer) error {
+func (s *Snapshot) planServers(d *change.EntityDiff[*schema.ResourceServer], w *writer) error {
 	if d.Empty() {
 		return nil
 	}

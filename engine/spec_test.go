@@ -37,7 +37,7 @@ func srvBase(strategy, mode string) (*pb, *sb) {
 
 type specCase struct {
 	name string
-	p    *schema.Policy
+	p    *schema.PolicySet
 	q    Question
 	want string // "allow", "deny", "error", or for roles/perms/resources a rendering
 	kind string // "" (Decide), "roles", "perms", "resources"
@@ -66,8 +66,8 @@ func inEnv(q Question, env string) Question {
 }
 
 func specCases() []specCase {
-	docs := func(role string) *schema.Policy { return std().rec("r", "alice", stmt(role, "documents")).p }
-	one := func(role, res string) *schema.Policy { return std().rec("r", "alice", stmt(role, res)).p }
+	docs := func(role string) *schema.PolicySet { return std().rec("r", "alice", stmt(role, "documents")).p }
+	one := func(role, res string) *schema.PolicySet { return std().rec("r", "alice", stmt(role, res)).p }
 	cases := []specCase{
 		// 2.1 Actions
 		{name: "2.1 a permission's action matches itself", p: one("User", "documents"), q: ask("alice", "documents/d1", "documents:read"), want: "allow"},
@@ -154,98 +154,98 @@ func specCases() []specCase {
 		{name: "2.5 assigning an unknown role is a bad request", p: docs("Admin"), q: askAssign("alice", "documents/d1", "Ghost"), want: "error"},
 
 		// 2.6 The resource-server layer
-		{name: "2.6 a server governs R when a resource's pattern covers R; its permissions decide", p: func() *schema.Policy {
+		{name: "2.6 a server governs R when a resource's pattern covers R; its permissions decide", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(userPol("u", "alice")).scopePerm("p", "documents:read", "", "u", "", "")
 			return b.p
 		}(), q: ask("alice", "acme/docs/1", "documents:read"), want: "allow"},
-		{name: "2.6 an enforcing server overrides what records would allow", p: func() *schema.Policy {
+		{name: "2.6 an enforcing server overrides what records would allow", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(userPol("u", "zed")).scopePerm("p", "documents:write", "", "u", "", "")
 			return b.p
 		}(), q: ask("alice", "acme/docs/1", "documents:write"), want: "deny"},
-		{name: "2.6 otherwise the record layer decides", p: func() *schema.Policy {
+		{name: "2.6 otherwise the record layer decides", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(userPol("u", "zed")).scopePerm("p", "documents:write", "", "u", "", "")
 			return b.p
 		}(), q: ask("alice", "acme/other", "documents:write"), want: "allow"},
-		{name: "2.6 a resource-based permission applies when it lists a match", p: func() *schema.Policy {
+		{name: "2.6 a resource-based permission applies when it lists a match", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(userPol("u", "bob")).resPerm("p", "docs", "", "u", "", "")
 			return b.p
 		}(), q: ask("bob", "acme/docs/9", "anything:else"), want: "allow"},
-		{name: "2.6 a resource-based permission applies by resourceType", p: func() *schema.Policy {
+		{name: "2.6 a resource-based permission applies by resourceType", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(userPol("u", "bob")).resPerm("p", "", "document", "u", "", "")
 			return b.p
 		}(), q: ask("bob", "acme/docs/9", "documents:read"), want: "allow"},
-		{name: "2.6 a resource-based permission does not apply when the resource's scopes lack A", p: func() *schema.Policy {
+		{name: "2.6 a resource-based permission does not apply when the resource's scopes lack A", p: func() *schema.PolicySet {
 			b := std()
 			b.srv("S", "", "").res("docs", "document", "acme/docs", "documents:read").pol(userPol("u", "bob")).resPerm("p", "docs", "", "u", "", "")
 			return b.p
 		}(), q: ask("bob", "acme/docs/9", "documents:write"), want: "deny"},
-		{name: "2.6 a resource-based permission applies when the resource's scopes contain A", p: func() *schema.Policy {
+		{name: "2.6 a resource-based permission applies when the resource's scopes contain A", p: func() *schema.PolicySet {
 			b := std()
 			b.srv("S", "", "").res("docs", "document", "acme/docs", "documents:read").pol(userPol("u", "bob")).resPerm("p", "docs", "", "u", "", "")
 			return b.p
 		}(), q: ask("bob", "acme/docs/9", "documents:read"), want: "allow"},
-		{name: "2.6 a resource-based permission listing another resource does not apply", p: func() *schema.Policy {
+		{name: "2.6 a resource-based permission listing another resource does not apply", p: func() *schema.PolicySet {
 			b, s := srvBase("", "permissive")
 			s.res("other", "", "acme/other", "").pol(userPol("u", "zed")).resPerm("p", "other", "", "u", "", "")
 			return b.p
 		}(), q: ask("bob", "acme/docs/9", "documents:read"), want: "allow"},
-		{name: "2.6 a scope-based permission applies when its scopes contain A", p: func() *schema.Policy {
+		{name: "2.6 a scope-based permission applies when its scopes contain A", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(userPol("u", "bob")).scopePerm("p", "documents:read,documents:write", "", "u", "", "")
 			return b.p
 		}(), q: ask("bob", "acme/docs/1", "documents:write"), want: "allow"},
-		{name: "2.6 a scope-based permission does not apply to another action", p: func() *schema.Policy {
+		{name: "2.6 a scope-based permission does not apply to another action", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(userPol("u", "bob")).scopePerm("p", "documents:read", "", "u", "", "")
 			return b.p
 		}(), q: ask("bob", "acme/docs/1", "documents:write"), want: "deny"},
-		{name: "2.6 a scope-based permission applies when its resources list a match", p: func() *schema.Policy {
+		{name: "2.6 a scope-based permission applies when its resources list a match", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(userPol("u", "bob")).scopePerm("p", "documents:read", "docs", "u", "", "")
 			return b.p
 		}(), q: ask("bob", "acme/docs/1", "documents:read"), want: "allow"},
-		{name: "2.6 a scope-based permission whose resources list no match does not apply", p: func() *schema.Policy {
+		{name: "2.6 a scope-based permission whose resources list no match does not apply", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.res("other", "", "acme/other", "").pol(userPol("u", "bob")).scopePerm("p", "documents:read", "other", "u", "", "")
 			return b.p
 		}(), q: ask("bob", "acme/docs/1", "documents:read"), want: "deny"},
-		{name: "2.6 a role policy grants when U holds any of the roles on R through the record layer", p: func() *schema.Policy {
+		{name: "2.6 a role policy grants when U holds any of the roles on R through the record layer", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(rolePol("r", "Admin,Editor", false)).scopePerm("p", "documents:read", "", "r", "", "")
 			return b.p
 		}(), q: ask("alice", "acme/docs/1", "documents:read"), want: "allow"},
-		{name: "2.6 a role policy denies when U holds none of the roles", p: func() *schema.Policy {
+		{name: "2.6 a role policy denies when U holds none of the roles", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(rolePol("r", "Admin", false)).scopePerm("p", "documents:read", "", "r", "", "")
 			return b.p
 		}(), q: ask("alice", "acme/docs/1", "documents:read"), want: "deny"},
-		{name: "2.6 a role policy with requireAll denies when one role is missing", p: func() *schema.Policy {
+		{name: "2.6 a role policy with requireAll denies when one role is missing", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(rolePol("r", "Editor,Viewer", true)).scopePerm("p", "documents:read", "", "r", "", "")
 			return b.p
 		}(), q: ask("alice", "acme/docs/1", "documents:read"), want: "deny"},
-		{name: "2.6 a role policy with requireAll grants when U holds all", p: func() *schema.Policy {
+		{name: "2.6 a role policy with requireAll grants when U holds all", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			b.rec("r2", "alice", stmt("Viewer", "acme/docs"))
 			s.pol(rolePol("r", "Editor,Viewer", true)).scopePerm("p", "documents:read", "", "r", "", "")
 			return b.p
 		}(), q: ask("alice", "acme/docs/1", "documents:read"), want: "allow"},
-		{name: "2.6 a user policy grants when U is listed", p: func() *schema.Policy {
+		{name: "2.6 a user policy grants when U is listed", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(userPol("u", "x,carol")).scopePerm("p", "documents:read", "", "u", "", "")
 			return b.p
 		}(), q: ask("carol", "acme/docs/1", "documents:read"), want: "allow"},
-		{name: "2.6 a group policy grants when U is in a listed group", p: func() *schema.Policy {
+		{name: "2.6 a group policy grants when U is in a listed group", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(groupPol("g", "g2,g1")).scopePerm("p", "documents:read", "", "g", "", "")
 			return b.p
 		}(), q: ask("carol", "acme/docs/1", "documents:read"), want: "allow"},
-		{name: "2.6 a group policy denies when U is in no listed group", p: func() *schema.Policy {
+		{name: "2.6 a group policy denies when U is in no listed group", p: func() *schema.PolicySet {
 			b, s := srvBase("", "")
 			s.pol(groupPol("g", "g2")).scopePerm("p", "documents:read", "", "g", "", "")
 			return b.p
@@ -359,7 +359,7 @@ func specCases() []specCase {
 			s.pol(&schema.AuthzPolicy{ID: "t", Type: schema.PolicyTime, NotBefore: ptime("2000-01-01T00:00:00Z")}).scopePerm("p", "documents:read", "", "t", "", "")
 		}, ask("zed", "acme/docs/1", "documents:read"), "allow", "", ""),
 	)
-	twoServers := func(secondUsers string) *schema.Policy {
+	twoServers := func(secondUsers string) *schema.PolicySet {
 		b, s := srvBase("", "")
 		s.pol(userPol("u", "alice")).scopePerm("p", "documents:read", "", "u", "", "")
 		b.srv("T", "", "").res("all", "", "acme", "").pol(userPol("u", secondUsers)).scopePerm("p", "documents:read", "", "u", "", "")
@@ -368,7 +368,7 @@ func specCases() []specCase {
 	cases = append(cases,
 		specCase{name: "2.6 when several servers govern R, all must allow (one denies)", p: twoServers("bob"), q: read, want: "deny"},
 		specCase{name: "2.6 when several servers govern R, all must allow (both allow)", p: twoServers("alice"), q: read, want: "allow"},
-		specCase{name: "2.6 a role policy reads roles held on R, not elsewhere", p: func() *schema.Policy {
+		specCase{name: "2.6 a role policy reads roles held on R, not elsewhere", p: func() *schema.PolicySet {
 			b := std().rec("r", "alice", stmt("Editor", "acme/docs/2"))
 			b.srv("S", "", "").res("docs", "", "acme/docs", "").pol(rolePol("r", "Editor", false)).scopePerm("p", "documents:read", "", "r", "", "")
 			return b.p
@@ -384,7 +384,7 @@ func specCases() []specCase {
 		specCase{name: "2.7 a question without an environment excludes nothing", p: envP, q: ask("bob", "documents/d1", "documents:write"), want: "allow"},
 		specCase{name: "2.7 roles held exclude other environments", p: envP, q: inEnv(askRole("bob", "documents/d1", "Editor"), "production"), want: "deny"},
 		specCase{name: "2.7 assignable excludes other environments", p: envP, q: inEnv(askAssign("bob", "documents/d1", "User"), "production"), want: "deny"},
-		specCase{name: "2.7 role policies see only records of the environment", p: func() *schema.Policy {
+		specCase{name: "2.7 role policies see only records of the environment", p: func() *schema.PolicySet {
 			b := std().recEnv("stg", "staging", "alice", stmt("Editor", "acme"))
 			b.srv("S", "", "").res("docs", "", "acme/docs", "").pol(rolePol("r", "Editor", false)).scopePerm("p", "documents:read", "", "r", "", "")
 			return b.p

@@ -15,9 +15,9 @@ import (
 // does, from the directory and from the copy embedded in the binary, and
 // runs its policy tests.
 func TestExampleIsValidAndItsTestsPass(t *testing.T) {
-	sources := map[string]func() (*schema.Policy, error){
-		"directory": func() (*schema.Policy, error) { return schema.NewLoader().Load(context.Background(), os.DirFS(".")) },
-		"embedded":  func() (*schema.Policy, error) { return schema.NewLoader().Load(context.Background(), FS()) },
+	sources := map[string]func() (*schema.PolicySet, error){
+		"directory": func() (*schema.PolicySet, error) { return schema.NewLoader().Load(context.Background(), os.DirFS(".")) },
+		"embedded":  func() (*schema.PolicySet, error) { return schema.NewLoader().Load(context.Background(), FS()) },
 	}
 	var counts []int
 	for name, load := range sources {

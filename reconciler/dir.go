@@ -10,12 +10,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"testing/fstest"
 	"time"
 
+	"github.com/charter-policy/charter/schema"
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -79,22 +79,6 @@ func (d *DirSource) Fetch(ctx context.Context) (Revision, fs.FS, error) {
 	return rev, files, nil
 }
 
-// isPolicyFile reports whether a path below the root is read as policy.
-func isPolicyFile(name string) bool {
-	switch path.Ext(name) {
-	case ".cue", ".json", ".yaml", ".yml":
-		return true
-	}
-	return false
-}
-
-// hiddenOrModule reports whether a directory entry is skipped: hidden files
-// and directories, and CUE's module directory.
-func hiddenOrModule(name string, isDir bool) bool {
-	base := path.Base(name)
-	return name != "." && strings.HasPrefix(base, ".") || isDir && base == "cue.mod"
-}
-
 // readPolicyFiles reads every policy file of root into memory and hashes them.
 func readPolicyFiles(ctx context.Context, root fs.FS) (fstest.MapFS, string, error) {
 	files := fstest.MapFS{}
@@ -107,13 +91,13 @@ func readPolicyFiles(ctx context.Context, root fs.FS) (fstest.MapFS, string, err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if hiddenOrModule(name, e.IsDir()) {
-			if e.IsDir() {
+		if e.IsDir() {
+			if schema.SkipDir(name) {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		if e.IsDir() || !isPolicyFile(name) {
+		if !schema.IsPolicyFile(name) {
 			return nil
 		}
 		data, err := fs.ReadFile(root, name)
@@ -217,7 +201,7 @@ func differsFromTree(tree *object.Tree, prefix string, files fstest.MapFS) (bool
 		if err != nil {
 			return false, fmt.Errorf("walk git tree: %w", err)
 		}
-		if !entry.Mode.IsFile() || !isPolicyFile(name) || skippedInTree(name) {
+		if !entry.Mode.IsFile() || !schema.IsPolicyFile(name) {
 			continue
 		}
 		f, ok := files[name]
@@ -230,16 +214,6 @@ func differsFromTree(tree *object.Tree, prefix string, files fstest.MapFS) (bool
 		seen++
 	}
 	return seen != len(files), nil // an added file
-}
-
-// skippedInTree reports whether a path from a git tree lies in a hidden or module directory.
-func skippedInTree(name string) bool {
-	for p := name; p != "." && p != "/" && p != ""; p = path.Dir(p) {
-		if hiddenOrModule(p, p != name) {
-			return true
-		}
-	}
-	return false
 }
 
 // Watch watches the policy root and every directory below it (fsnotify does
@@ -297,7 +271,7 @@ func (d *DirSource) addTree(w *fsnotify.Watcher, dir string) error {
 		if !e.IsDir() {
 			return nil
 		}
-		if p != dir && (strings.HasPrefix(e.Name(), ".") || e.Name() == "cue.mod") {
+		if rel, err := filepath.Rel(d.dir, p); err == nil && schema.SkipDir(filepath.ToSlash(rel)) {
 			return fs.SkipDir
 		}
 		if err := w.Add(p); err != nil {

@@ -11,13 +11,14 @@ import (
 
 	"github.com/charter-policy/charter/engine"
 	"github.com/charter-policy/charter/schema"
+	"github.com/charter-policy/charter/schema/change"
 )
 
 // Served is the snapshot being served and where it came from. It is never
 // changed once published.
 type Served struct {
 	Snapshot *engine.Snapshot
-	Policy   *schema.Policy
+	Policy   *schema.PolicySet
 	Revision Revision
 	LoadedAt time.Time
 }
@@ -163,16 +164,13 @@ func (r *Reconciler) ReconcileNow(ctx context.Context) error {
 	r.lastKey = rev.Key
 
 	cur := r.served.Load()
-	var base *schema.Policy
+	var base *schema.PolicySet
 	if cur != nil {
 		base = cur.Policy
 	}
 	start = time.Now()
-	policy, diff, stats, err := r.loader.LoadDiff(ctx, fsys, base)
-	observe(PhaseLoad, time.Since(start)-stats.Diff)
-	if err == nil {
-		observe(PhaseDiff, stats.Diff)
-	}
+	loaded, err := r.loader.LoadResult(ctx, fsys)
+	observe(PhaseLoad, time.Since(start))
 	if err != nil {
 		var errs schema.Errors
 		if !errors.As(err, &errs) {
@@ -181,9 +179,13 @@ func (r *Reconciler) ReconcileNow(ctx context.Context) error {
 		r.reject(rev, ResultInvalid, errs)
 		return fmt.Errorf("revision %s is invalid: %w", rev.ID, err)
 	}
+	policy := loaded.Set
+	start = time.Now()
+	diff := change.FromLoad(base, loaded)
+	phase(PhaseDiff, start)
 
 	start = time.Now()
-	errs := schema.CheckChange(base, policy)
+	errs := change.Check(base, policy)
 	phase(PhaseValidate, start)
 	if len(errs) > 0 {
 		r.reject(rev, ResultRejected, errs)
@@ -232,7 +234,7 @@ func (r *Reconciler) servedID() string {
 }
 
 // audit logs the one structured line each served revision gets.
-func (r *Reconciler) audit(s, prev *Served, d *schema.Diff) {
+func (r *Reconciler) audit(s, prev *Served, d *change.Diff) {
 	added, removed, changed := 0, 0, 0
 	count := func(a, rm, ch int) { added, removed, changed = added+a, removed+rm, changed+ch }
 	count(len(d.Roles.Added), len(d.Roles.Removed), len(d.Roles.Changed))

@@ -14,13 +14,13 @@ import (
 // entity IDs, references between entities, aggregate cycles, unique
 // permission names, well-formed URIs and actions, statement subjects and
 // test questions. It returns every problem found, unsorted.
-func Check(p *Policy) Errors {
+func Check(p *PolicySet) Errors {
 	return append(checkLocal(p), checkRefs(p, p)...)
 }
 
 // checkLocal runs the checks that need nothing outside p's own entities, so
 // that the loader runs them once per unit and caches the result.
-func checkLocal(p *Policy) Errors {
+func checkLocal(p *PolicySet) Errors {
 	c := &checker{p: p, all: p, local: true}
 	c.run()
 	return c.errs
@@ -29,7 +29,7 @@ func checkLocal(p *Policy) Errors {
 // checkRefs runs the checks of references between entities that may be
 // declared in different units: roles and groups named by the records,
 // policies and tests of p must exist in all.
-func checkRefs(p, all *Policy) Errors {
+func checkRefs(p, all *PolicySet) Errors {
 	c := &checker{p: p, all: all}
 	c.run()
 	return c.errs
@@ -38,8 +38,8 @@ func checkRefs(p, all *Policy) Errors {
 // checker runs either the local checks or the reference checks over the
 // entities of p; references are looked up in all.
 type checker struct {
-	p     *Policy
-	all   *Policy
+	p     *PolicySet
+	all   *PolicySet
 	local bool
 	errs  Errors
 }
@@ -52,7 +52,7 @@ type references struct {
 	groups []string
 }
 
-func referencesOf(p *Policy) references {
+func referencesOf(p *PolicySet) references {
 	roles, groups := map[string]bool{}, map[string]bool{}
 	for _, r := range p.Records {
 		for _, g := range r.Groups {
@@ -88,7 +88,7 @@ func referencesOf(p *Policy) references {
 }
 
 // resolve reports whether every reference exists in all.
-func (r references) resolve(all *Policy) bool {
+func (r references) resolve(all *PolicySet) bool {
 	for _, role := range r.roles {
 		if _, ok := all.Roles[role]; !ok {
 			return false

@@ -24,7 +24,7 @@ type sourceFile struct {
 // evalCUE evaluates the CUE files of one directory as one instance unified
 // with the schema, and decodes the result. Each call uses a fresh
 // cue.Context, because a context only grows.
-func evalCUE(dir string, files []sourceFile) (*Policy, Errors) {
+func evalCUE(dir string, files []sourceFile) (*PolicySet, Errors) {
 	var errs Errors
 	syntax := make([]*ast.File, 0, len(files))
 	for _, f := range files {

@@ -54,9 +54,9 @@ func (d *decoder) fail(pos Pos, p *fieldPath, format string, args ...any) {
 }
 
 // decodePolicy decodes the top level of one policy file or directory.
-func decodePolicy(n *node) (*Policy, Errors) {
+func decodePolicy(n *node) (*PolicySet, Errors) {
 	d := &decoder{}
-	pol := NewPolicy()
+	pol := NewPolicySet()
 	d.object(n, nil, topFields, nil, func(key string, f field, p *fieldPath) {
 		switch key {
 		case "roles":

@@ -137,6 +137,6 @@ func errorPaths(errs Errors) []string {
 	return slices.Compact(paths)
 }
 
-func countsOfPolicy(p *Policy) [5]int {
+func countsOfPolicy(p *PolicySet) [5]int {
 	return [5]int{len(p.Roles), len(p.Groups), len(p.Records), len(p.ResourceServers), len(p.Tests)}
 }

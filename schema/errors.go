@@ -97,8 +97,8 @@ func quoteLabel(label string) string {
 	return strconv.Quote(label)
 }
 
-// joinPath renders labels as a CUE path.
-func joinPath(labels ...string) string {
+// JoinPath renders labels as a CUE path: identifiers bare, other labels quoted.
+func JoinPath(labels ...string) string {
 	var p *fieldPath
 	for _, l := range labels {
 		p = p.field(l)

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 )
 
@@ -45,16 +44,15 @@ type unit struct {
 type unitResult struct {
 	key    string
 	hash   [sha256.Size]byte
-	policy *Policy
+	policy *PolicySet
 	refs   references // roles and groups the unit names
 	errs   Errors
 }
 
 // Stats says how much work the last Load did; tests and benchmarks read it.
 type Stats struct {
-	Units     int           // units found
-	Evaluated int           // units evaluated (not taken from the cache)
-	Diff      time.Duration // time LoadDiff spent on the diff
+	Units     int // units found
+	Evaluated int // units evaluated (not taken from the cache)
 }
 
 // Load reads the policy root fsys (see SPEC section 1), validates it
@@ -62,55 +60,41 @@ type Stats struct {
 // the policy is invalid the error is an Errors holding every problem, sorted
 // by position. It returns ErrNoPolicy when fsys holds no policy file, and
 // other errors for I/O failures.
-func (l *Loader) Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
-	p, _, err := l.LoadStats(ctx, fsys)
-	return p, err
-}
-
-// LoadStats is Load that also reports how much was evaluated.
-func (l *Loader) LoadStats(ctx context.Context, fsys fs.FS) (*Policy, Stats, error) {
-	p, stats, _, err := l.load(ctx, fsys)
-	return p, stats, err
-}
-
-// LoadDiff is Load that also returns the structural diff from base to the
-// loaded policy. When base is the policy of this Loader's previous load
-// (as it is for a reconciler that serves every load), the diff is derived
-// from the units that changed, without walking every entity.
-func (l *Loader) LoadDiff(ctx context.Context, fsys fs.FS, base *Policy) (*Policy, *Diff, Stats, error) {
-	p, stats, patch, err := l.load(ctx, fsys)
+func (l *Loader) Load(ctx context.Context, fsys fs.FS) (*PolicySet, error) {
+	res, err := l.LoadResult(ctx, fsys)
 	if err != nil {
-		return nil, nil, stats, err
+		return nil, err
 	}
-	start := time.Now()
-	var d *Diff
-	if patch != nil && base != nil && patch.from == base {
-		d = diffOnly(base, p, &patch.touched)
-	} else {
-		d = DiffPolicies(base, p)
-	}
-	stats.Diff = time.Since(start)
-	return p, d, stats, nil
+	return res.Set, nil
 }
 
-// patchInfo says that a merged policy was patched from an earlier one, and
-// which entity IDs the changed units declare.
-type patchInfo struct {
-	from    *Policy
-	touched entityIDs
+// Loaded is what a load produced: the policy set, how much was evaluated,
+// and, when the set was patched from the Loader's previous one, which
+// entities the changed units declare. A structural diff from PatchedFrom
+// needs to look at those entities only (package schema/change).
+type Loaded struct {
+	Set   *PolicySet
+	Stats Stats
+	// PatchedFrom is the policy set this one was patched from, or nil when
+	// every unit was merged anew. Every entity not in Touched is shared,
+	// pointer for pointer, between the two.
+	PatchedFrom *PolicySet
+	// Touched lists the IDs declared by the units that changed since
+	// PatchedFrom, in either set, sorted and without duplicates.
+	Touched EntityIDs
 }
 
-// entityIDs lists entity IDs by kind.
-type entityIDs struct {
-	roles, groups, records, servers, tests []string
+// EntityIDs lists entity IDs by kind.
+type EntityIDs struct {
+	Roles, Groups, Records, ResourceServers, Tests []string
 }
 
-func (ids *entityIDs) add(p *Policy) {
-	ids.roles = appendKeys(ids.roles, p.Roles)
-	ids.groups = appendKeys(ids.groups, p.Groups)
-	ids.records = appendKeys(ids.records, p.Records)
-	ids.servers = appendKeys(ids.servers, p.ResourceServers)
-	ids.tests = appendKeys(ids.tests, p.Tests)
+func (ids *EntityIDs) add(p *PolicySet) {
+	ids.Roles = appendKeys(ids.Roles, p.Roles)
+	ids.Groups = appendKeys(ids.Groups, p.Groups)
+	ids.Records = appendKeys(ids.Records, p.Records)
+	ids.ResourceServers = appendKeys(ids.ResourceServers, p.ResourceServers)
+	ids.Tests = appendKeys(ids.Tests, p.Tests)
 }
 
 func appendKeys[T any](ids []string, m map[string]T) []string {
@@ -120,7 +104,27 @@ func appendKeys[T any](ids []string, m map[string]T) []string {
 	return ids
 }
 
-func (l *Loader) load(ctx context.Context, fsys fs.FS) (*Policy, Stats, *patchInfo, error) {
+// LoadResult is Load that also says how the set relates to the previous one.
+func (l *Loader) LoadResult(ctx context.Context, fsys fs.FS) (*Loaded, error) {
+	p, stats, patch, err := l.load(ctx, fsys)
+	if err != nil {
+		return nil, err
+	}
+	res := &Loaded{Set: p, Stats: stats}
+	if patch != nil {
+		res.PatchedFrom, res.Touched = patch.from, patch.touched
+	}
+	return res, nil
+}
+
+// patchInfo says that a merged policy was patched from an earlier one, and
+// which entity IDs the changed units declare.
+type patchInfo struct {
+	from    *PolicySet
+	touched EntityIDs
+}
+
+func (l *Loader) load(ctx context.Context, fsys fs.FS) (*PolicySet, Stats, *patchInfo, error) {
 	units, err := readUnits(ctx, fsys)
 	if err != nil {
 		return nil, Stats{}, nil, err
@@ -164,20 +168,16 @@ func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		base := path.Base(name)
-		if name != "." && strings.HasPrefix(base, ".") || d.IsDir() && base == "cue.mod" {
-			if d.IsDir() {
+		if d.IsDir() {
+			if SkipDir(name) {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		if d.IsDir() || !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+		if !IsPolicyFile(name) || !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
 			return nil
 		}
 		ext := path.Ext(name)
-		if ext != ".cue" && ext != ".json" && ext != ".yaml" && ext != ".yml" {
-			return nil
-		}
 		data, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
@@ -333,14 +333,14 @@ func checkUTF8(f sourceFile) *Error {
 // mergedState is a merged policy and the unit results it was merged from.
 type mergedState struct {
 	units  map[*unitResult]bool
-	policy *Policy
+	policy *PolicySet
 }
 
 // merge combines the units' policies into one. When few units changed since
 // the last good load, it patches a copy of that policy (removing the entities
 // of units that are gone, adding those of new units) instead of merging every
 // unit again. An entity declared in two units is an error naming both places.
-func (l *Loader) merge(results []*unitResult) (*Policy, *patchInfo, Errors) {
+func (l *Loader) merge(results []*unitResult) (*PolicySet, *patchInfo, Errors) {
 	l.mu.Lock()
 	last := l.last
 	l.mu.Unlock()
@@ -363,7 +363,7 @@ func (l *Loader) merge(results []*unitResult) (*Policy, *patchInfo, Errors) {
 // patchMerge derives the merged policy of results from last, or returns a
 // nil patchInfo when there is no last state or too much changed for a patch
 // to pay.
-func patchMerge(last *mergedState, results []*unitResult) (*Policy, *patchInfo, Errors) {
+func patchMerge(last *mergedState, results []*unitResult) (*PolicySet, *patchInfo, Errors) {
 	if last == nil {
 		return nil, nil, nil
 	}
@@ -384,7 +384,7 @@ func patchMerge(last *mergedState, results []*unitResult) (*Policy, *patchInfo, 
 	if len(added)+len(removed) > len(results)/4+1 {
 		return nil, nil, nil
 	}
-	out := &Policy{
+	out := &PolicySet{
 		Roles:           maps.Clone(last.policy.Roles),
 		Groups:          maps.Clone(last.policy.Groups),
 		Records:         maps.Clone(last.policy.Records),
@@ -408,7 +408,7 @@ func patchMerge(last *mergedState, results []*unitResult) (*Policy, *patchInfo, 
 	for _, r := range removed {
 		patch.touched.add(r.policy)
 	}
-	for _, ids := range []*[]string{&patch.touched.roles, &patch.touched.groups, &patch.touched.records, &patch.touched.servers, &patch.touched.tests} {
+	for _, ids := range []*[]string{&patch.touched.Roles, &patch.touched.Groups, &patch.touched.Records, &patch.touched.ResourceServers, &patch.touched.Tests} {
 		slices.Sort(*ids)
 		*ids = slices.Compact(*ids)
 	}
@@ -425,8 +425,8 @@ func deleteFrom[T any](dst, src map[string]*T) {
 }
 
 // mergeAll merges every unit into a new policy.
-func mergeAll(results []*unitResult) (*Policy, Errors) {
-	out := NewPolicy()
+func mergeAll(results []*unitResult) (*PolicySet, Errors) {
+	out := NewPolicySet()
 	n := [5]int{}
 	for _, r := range results {
 		n[0] += len(r.policy.Roles)
@@ -448,7 +448,7 @@ func mergeAll(results []*unitResult) (*Policy, Errors) {
 }
 
 // mergeUnit adds the entities of one unit to out.
-func mergeUnit(out, unit *Policy, errs Errors) Errors {
+func mergeUnit(out, unit *PolicySet, errs Errors) Errors {
 	errs = mergeInto(out.Roles, unit.Roles, "roles", func(e *Role) Pos { return e.Pos }, errs)
 	errs = mergeInto(out.Groups, unit.Groups, "groups", func(e *Group) Pos { return e.Pos }, errs)
 	errs = mergeInto(out.Records, unit.Records, "records", func(e *Record) Pos { return e.Pos }, errs)
@@ -463,7 +463,7 @@ func mergeInto[T any](dst, src map[string]*T, kind string, pos func(*T) Pos, err
 			if second.Less(first) {
 				first, second = second, first
 			}
-			errs = append(errs, &Error{Pos: second, Path: joinPath(kind, id),
+			errs = append(errs, &Error{Pos: second, Path: JoinPath(kind, id),
 				Message: fmt.Sprintf("declared again: it is already declared at %s (an entity may be declared in one directory or data file only)", first)})
 			continue
 		}

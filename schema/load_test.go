@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -67,7 +68,7 @@ func TestLoadSkipsHiddenAndCueMod(t *testing.T) {
 		"notes/README.md":         {Data: []byte(`# not policy`)},
 		"nested/deeper/more.yaml": {Data: []byte("groups:\n  g: {name: G, users: [a]}\n")},
 	}
-	p, stats, err := NewLoader().LoadStats(context.Background(), fsys)
+	p, stats, err := loadStats(NewLoader(), context.Background(), fsys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestLoaderCacheEvaluatesOnlyWhatChanged(t *testing.T) {
 	}
 	l := NewLoader()
 	ctx := context.Background()
-	p1, s1, err := l.LoadStats(ctx, os.DirFS(root))
+	p1, s1, err := loadStats(l, ctx, os.DirFS(root))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,14 +101,14 @@ func TestLoaderCacheEvaluatesOnlyWhatChanged(t *testing.T) {
 	if s1.Units != 6 || s1.Evaluated != 6 || len(p1.Records) != total {
 		t.Fatalf("first load: %+v, %d records", s1, len(p1.Records))
 	}
-	_, s2, err := l.LoadStats(ctx, os.DirFS(root))
+	_, s2, err := loadStats(l, ctx, os.DirFS(root))
 	if err != nil || s2.Evaluated != 0 {
 		t.Fatalf("unchanged reload evaluated %d units (err %v), want 0", s2.Evaluated, err)
 	}
 	if err := policygen.RewriteOwnerFile(root, o, 1000, "one"); err != nil {
 		t.Fatal(err)
 	}
-	p3, s3, err := l.LoadStats(ctx, os.DirFS(root))
+	p3, s3, err := loadStats(l, ctx, os.DirFS(root))
 	if err != nil || s3.Evaluated != 1 {
 		t.Fatalf("reload after one change evaluated %d units (err %v), want 1", s3.Evaluated, err)
 	}
@@ -133,7 +134,7 @@ func TestLoaderCacheEvaluatesOnlyWhatChanged(t *testing.T) {
 	if err := os.Remove(file); err != nil {
 		t.Fatal(err)
 	}
-	p4, s4, err := l.LoadStats(ctx, os.DirFS(root))
+	p4, s4, err := loadStats(l, ctx, os.DirFS(root))
 	if err != nil || len(p4.Records) != total-1000 || s4.Evaluated != 1 {
 		t.Fatalf("after removing the bad file: %d records, %+v, err %v", len(p4.Records), s4, err)
 	}
@@ -234,7 +235,7 @@ func BenchmarkReloadOneFile(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		_, stats, err := l.LoadStats(context.Background(), os.DirFS(root))
+		_, stats, err := loadStats(l, context.Background(), os.DirFS(root))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -349,45 +350,11 @@ func TestCUEOpenValuesTakeSchemaDefaults(t *testing.T) {
 	}
 }
 
-// TestLoadDiffEqualsFullDiff: the diff the loader derives from the units that
-// changed equals DiffPolicies over every entity.
-func TestLoadDiffEqualsFullDiff(t *testing.T) {
-	root := t.TempDir()
-	o := policygen.Options{Documents: 3000, Users: 100, ReadersOnly: true}
-	if _, err := policygen.Write(root, o); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	l := NewLoader()
-	base, _, _, err := l.LoadDiff(ctx, os.DirFS(root), nil)
+// loadStats loads fsys with l and reports what was evaluated.
+func loadStats(l *Loader, ctx context.Context, fsys fs.FS) (*PolicySet, Stats, error) {
+	res, err := l.LoadResult(ctx, fsys)
 	if err != nil {
-		t.Fatal(err)
+		return nil, Stats{}, err
 	}
-	if err := policygen.RewriteOwnerFile(root, o, 1500, "edited"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "data/new.json"), []byte(`{"records": {"n1": {"name": "N", "users": ["u"], "statements": [{"roles": ["User"], "resources": ["x"]}]}}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(root, "data/records-002.json")); err != nil {
-		t.Fatal(err)
-	}
-	head, diff, _, err := l.LoadDiff(ctx, os.DirFS(root), base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	full := DiffPolicies(base, head)
-	if !reflect.DeepEqual(diff, full) {
-		t.Fatalf("derived diff: %d added, %d removed, %d changed; full diff: %d, %d, %d",
-			len(diff.Records.Added), len(diff.Records.Removed), len(diff.Records.Changed),
-			len(full.Records.Added), len(full.Records.Removed), len(full.Records.Changed))
-	}
-	if len(diff.Records.Changed) != 1000 || len(diff.Records.Added) != 1 || len(diff.Records.Removed) != 1000 {
-		t.Errorf("diff: %d changed, %d added, %d removed", len(diff.Records.Changed), len(diff.Records.Added), len(diff.Records.Removed))
-	}
-	// Against any other base the loader falls back to the full diff.
-	_, other, _, err := NewLoader().LoadDiff(ctx, os.DirFS(root), base)
-	if err != nil || !reflect.DeepEqual(other, full) {
-		t.Fatalf("fallback diff differs (err %v)", err)
-	}
+	return res.Set, res.Stats, nil
 }

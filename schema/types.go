@@ -43,10 +43,10 @@ func (p Pos) Less(q Pos) bool {
 	return p.Col < q.Col
 }
 
-// Policy is one validated revision of a policy repository: every entity
-// declared under the policy root, keyed by its ID. A Policy returned by the
+// PolicySet is one validated revision of a policy repository: every entity
+// declared under the policy root, keyed by its ID. A PolicySet returned by the
 // Loader is shared with its cache and must be treated as read-only.
-type Policy struct {
+type PolicySet struct {
 	Roles           map[string]*Role
 	Groups          map[string]*Group
 	Records         map[string]*Record
@@ -54,9 +54,9 @@ type Policy struct {
 	Tests           map[string]*Test
 }
 
-// NewPolicy returns an empty policy with all maps allocated.
-func NewPolicy() *Policy {
-	return &Policy{
+// NewPolicySet returns an empty policy with all maps allocated.
+func NewPolicySet() *PolicySet {
+	return &PolicySet{
 		Roles:           map[string]*Role{},
 		Groups:          map[string]*Group{},
 		Records:         map[string]*Record{},

@@ -66,7 +66,7 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) (int, error) {
 }
 
 // loadDir loads the policy root dir, with errors for a missing or empty root that name it.
-func loadDir(ctx context.Context, dir string) (*schema.Policy, error) {
+func loadDir(ctx context.Context, dir string) (*schema.PolicySet, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -92,7 +92,7 @@ type validateReport struct {
 	Tests  *engine.TestReport // nil when no test ran
 }
 
-func countsOf(p *schema.Policy) map[string]int {
+func countsOf(p *schema.PolicySet) map[string]int {
 	return map[string]int{
 		"roles":           len(p.Roles),
 		"groups":          len(p.Groups),

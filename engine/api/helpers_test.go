@@ -20,7 +20,7 @@ import (
 )
 
 // examplePolicy loads policies-example once for the whole package.
-var examplePolicy = sync.OnceValues(func() (*schema.Policy, error) {
+var examplePolicy = sync.OnceValues(func() (*schema.PolicySet, error) {
 	return schema.NewLoader().Load(context.Background(), os.DirFS("../../policies-example"))
 })
 

@@ -1,13 +1,15 @@
-package schema
+package change
 
 import (
 	"reflect"
 	"slices"
 	"time"
+
+	"github.com/charter-policy/charter/schema"
 )
 
-// Change is an entity present in both revisions of a diff.
-type Change[T any] struct {
+// Pair is an entity present in both revisions of a diff.
+type Pair[T any] struct {
 	Old T
 	New T
 }
@@ -20,11 +22,11 @@ type EntityDiff[T any] struct {
 	// Removed holds entities only in the base revision.
 	Removed []T
 	// Changed holds entities whose content differs.
-	Changed []Change[T]
+	Changed []Pair[T]
 	// Moved holds entities whose content is equal but whose source
 	// positions differ (a file was renamed or lines were inserted above).
 	// They change no decision, only the positions shown in traces.
-	Moved []Change[T]
+	Moved []Pair[T]
 }
 
 // Empty reports whether nothing of this kind was added, removed, changed or moved.
@@ -34,11 +36,11 @@ func (d *EntityDiff[T]) Empty() bool {
 
 // Diff is the structural difference between two policies, per entity kind.
 type Diff struct {
-	Roles           EntityDiff[*Role]
-	Groups          EntityDiff[*Group]
-	Records         EntityDiff[*Record]
-	ResourceServers EntityDiff[*ResourceServer]
-	Tests           EntityDiff[*Test]
+	Roles           EntityDiff[*schema.Role]
+	Groups          EntityDiff[*schema.Group]
+	Records         EntityDiff[*schema.Record]
+	ResourceServers EntityDiff[*schema.ResourceServer]
+	Tests           EntityDiff[*schema.Test]
 }
 
 // Empty reports whether the two policies hold the same entities with the same content and positions.
@@ -47,17 +49,17 @@ func (d *Diff) Empty() bool {
 		d.ResourceServers.Empty() && d.Tests.Empty()
 }
 
-// DiffPolicies returns the entities added, removed, changed and moved from
-// base to head. A nil policy counts as empty. Entities are compared by
+// Between returns the entities added, removed, changed and moved from
+// base to head. A nil policy set counts as empty. Entities are compared by
 // content, ignoring every Pos; two pointers to the same entity are equal
 // without being inspected, so a loader that shares unchanged entities
 // between revisions makes the diff cheap.
-func DiffPolicies(base, head *Policy) *Diff {
+func Between(base, head *schema.PolicySet) *Diff {
 	if base == nil {
-		base = NewPolicy()
+		base = schema.NewPolicySet()
 	}
 	if head == nil {
-		head = NewPolicy()
+		head = schema.NewPolicySet()
 	}
 	return &Diff{
 		Roles:           diffMaps(base.Roles, head.Roles),
@@ -68,16 +70,25 @@ func DiffPolicies(base, head *Policy) *Diff {
 	}
 }
 
-// diffOnly returns the difference from base to head over the given entity
-// IDs only: the loader passes the IDs declared by the units that changed,
-// when every other entity is shared between the two policies.
-func diffOnly(base, head *Policy, ids *entityIDs) *Diff {
+// FromLoad returns the diff from base to what a load produced. When the
+// loader patched the new set from base, only the entities of the units that
+// changed are compared; otherwise every entity is (Between).
+func FromLoad(base *schema.PolicySet, loaded *schema.Loaded) *Diff {
+	if base == nil || loaded.PatchedFrom != base {
+		return Between(base, loaded.Set)
+	}
+	return only(base, loaded.Set, &loaded.Touched)
+}
+
+// only returns the difference from base to head over the given entity IDs,
+// when every other entity is shared between the two sets.
+func only(base, head *schema.PolicySet, ids *schema.EntityIDs) *Diff {
 	return &Diff{
-		Roles:           diffIDs(base.Roles, head.Roles, ids.roles),
-		Groups:          diffIDs(base.Groups, head.Groups, ids.groups),
-		Records:         diffIDs(base.Records, head.Records, ids.records),
-		ResourceServers: diffIDs(base.ResourceServers, head.ResourceServers, ids.servers),
-		Tests:           diffIDs(base.Tests, head.Tests, ids.tests),
+		Roles:           diffIDs(base.Roles, head.Roles, ids.Roles),
+		Groups:          diffIDs(base.Groups, head.Groups, ids.Groups),
+		Records:         diffIDs(base.Records, head.Records, ids.Records),
+		ResourceServers: diffIDs(base.ResourceServers, head.ResourceServers, ids.ResourceServers),
+		Tests:           diffIDs(base.Tests, head.Tests, ids.Tests),
 	}
 }
 
@@ -134,10 +145,10 @@ func buildDiff[T comparable](l *idLists, base, head map[string]T) EntityDiff[T] 
 		d.Removed = append(d.Removed, base[id])
 	}
 	for _, id := range l.changed {
-		d.Changed = append(d.Changed, Change[T]{Old: base[id], New: head[id]})
+		d.Changed = append(d.Changed, Pair[T]{Old: base[id], New: head[id]})
 	}
 	for _, id := range l.moved {
-		d.Moved = append(d.Moved, Change[T]{Old: base[id], New: head[id]})
+		d.Moved = append(d.Moved, Pair[T]{Old: base[id], New: head[id]})
 	}
 	for _, id := range l.added {
 		d.Added = append(d.Added, head[id])
@@ -146,7 +157,7 @@ func buildDiff[T comparable](l *idLists, base, head map[string]T) EntityDiff[T] 
 }
 
 var (
-	posType  = reflect.TypeFor[Pos]()
+	posType  = reflect.TypeFor[schema.Pos]()
 	timeType = reflect.TypeFor[time.Time]()
 )
 
