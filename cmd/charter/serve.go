@@ -68,9 +68,16 @@ func serveFlags(fs *flag.FlagSet) func() serveConfig {
 	}
 }
 
+// serving is what serve reports once the server accepts connections.
+type serving struct {
+	addr    net.Addr
+	metrics prometheus.Gatherer // the registry GET /metrics serves
+}
+
 // serve runs the sidecar until ctx is done. When ready is not nil, it
-// receives the listener's address once the server accepts connections.
-func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- net.Addr) (int, error) {
+// receives the listener's address and the metrics registry once the server
+// accepts connections.
+func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- serving) (int, error) {
 	log := newLogger(env.stderr, cfg.logFormat, cfg.logLevel)
 	src, err := newSource(cfg, log)
 	if err != nil {
@@ -123,7 +130,7 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- net.A
 	go func() { srvDone <- srv.Serve(ln) }()
 	log.Info("charter is serving", "listen", ln.Addr().String(), "source", src.String(), "environment", cfg.environment)
 	if ready != nil {
-		ready <- ln.Addr()
+		ready <- serving{addr: ln.Addr(), metrics: reg}
 	}
 
 	select {

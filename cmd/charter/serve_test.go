@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
+
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestMain lets a test run this binary's main as a real child process.
@@ -42,11 +44,12 @@ records: r1: {name: "R1", users: ["ann"], statements: [{roles: ["User"], resourc
 }
 
 type server struct {
-	base   string
-	dir    string
-	cancel context.CancelFunc
-	done   chan int
-	logs   *syncBuffer
+	base    string
+	dir     string
+	metrics prometheus.Gatherer // the server's registry, as GET /metrics serves it
+	cancel  context.CancelFunc
+	done    chan int
+	logs    *syncBuffer
 }
 
 // startServer runs charter serve over a policy directory on 127.0.0.1:0
@@ -74,7 +77,7 @@ func launchServer(tb testing.TB, cfg serveConfig) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	env := &cliEnv{stdout: logs, stderr: logs, getenv: func(string) string { return "" }, now: time.Now}
-	ready := make(chan net.Addr, 1)
+	ready := make(chan serving, 1)
 	done := make(chan int, 1)
 	go func() {
 		code, err := serve(ctx, env, cfg, ready)
@@ -85,8 +88,8 @@ func launchServer(tb testing.TB, cfg serveConfig) *server {
 	}()
 	s := &server{dir: cfg.source, cancel: cancel, done: done, logs: logs}
 	select {
-	case addr := <-ready:
-		s.base = "http://" + addr.String()
+	case up := <-ready:
+		s.base, s.metrics = "http://"+up.addr.String(), up.metrics
 	case <-time.After(10 * time.Second):
 		tb.Fatalf("server did not start:\n%s", logs.String())
 	}
