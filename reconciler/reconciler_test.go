@@ -183,7 +183,7 @@ func commitAll(t *testing.T, repo, msg string) string {
 
 func TestDirSourceRevisionInGit(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
+		t.Fatal("git is not installed: this test needs the git binary to make commits (.ci/test installs it)")
 	}
 	repo := t.TempDir()
 	gitCLI(t, repo, "init", "-q", "-b", "main")
@@ -243,7 +243,7 @@ func TestDirSourceRevisionInGit(t *testing.T) {
 
 func TestDirSourceIncludesAncestors(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
+		t.Fatal("git is not installed: this test needs the git binary to make commits (.ci/test installs it)")
 	}
 	repo := t.TempDir()
 	gitCLI(t, repo, "init", "-q", "-b", "main")

@@ -134,12 +134,17 @@ func TestOpenLoopSendsAtRate(t *testing.T) {
 	rep, _ := runTest(t, c)
 	p := rep.Target
 	checkConsistent(t, p)
+	// Every send due in the measured window is either sent or counted as
+	// missed: arithmetic on the schedule, whatever the machine's speed.
 	want := c.rate * c.dur.Seconds() // 250
 	if sent := float64(p.Requests + p.MissedSends); math.Abs(sent-want) > 2 {
-		t.Errorf("scheduled %g sends in the window, want %g", sent, want)
+		t.Errorf("sent %d + missed %d sends in the window, want %g scheduled", p.Requests, p.MissedSends, want)
 	}
-	if math.Abs(float64(p.Requests)-want) > 0.05*want {
-		t.Errorf("sent %d requests, want about %g", p.Requests, want)
+	// A send is missed only when every worker allowed is busy as the window
+	// ends. How many go out on time is this machine's speed, which
+	// BenchmarkOpenLoopOnSchedule measures instead of asserting.
+	if p.MissedSends > 0 && p.Workers < c.maxInflight {
+		t.Errorf("%d sends missed with only %d of %d workers started", p.MissedSends, p.Workers, c.maxInflight)
 	}
 	if p.Mode != "open" || p.SendLag == nil || p.Workers < 1 || p.Workers > c.maxInflight {
 		t.Errorf("open loop report: %+v", p)
@@ -196,12 +201,12 @@ func TestLoopbackGuardSendsNothing(t *testing.T) {
 	c := defaultConfig()
 	c.addr = "10.0.0.1:8181"
 	var out, progress bytes.Buffer
-	start := time.Now()
 	_, err := run(context.Background(), c, &out, &progress)
 	if !errors.Is(err, errNotLoopback) {
 		t.Fatalf("run against 10.0.0.1: err %v, want the loopback refusal", err)
 	}
-	if out.Len() > 0 || progress.Len() > 0 || time.Since(start) > time.Second {
+	// A phase prints its progress line before it sends anything.
+	if out.Len() > 0 || progress.Len() > 0 {
 		t.Errorf("something ran before the refusal: %q %q", out.String(), progress.String())
 	}
 	// The client's dialer refuses too, before connecting.
@@ -212,20 +217,40 @@ func TestLoopbackGuardSendsNothing(t *testing.T) {
 	}
 }
 
+// TestInterruptEndsRunEarly interrupts an hour-long run once the server has
+// answered some requests: the run must end, report what it measured before
+// the interrupt, and skip the baseline.
 func TestInterruptEndsRunEarly(t *testing.T) {
 	s := startServer(t, 0)
 	c := testConfig(s)
-	c.dur = 10 * time.Second
+	c.warmup, c.dur = 0, time.Hour // every request is measured; only the interrupt ends the run
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel)
+	defer cancel()
+	type result struct {
+		rep *report
+		err error
+	}
+	done := make(chan result, 1)
 	start := time.Now()
-	rep, err := run(ctx, c, io.Discard, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+	go func() {
+		rep, err := run(ctx, c, io.Discard, io.Discard)
+		done <- result{rep, err}
+	}()
+	// 20 answered requests with at most 4 in flight: at least 16 completed,
+	// so the measured window has requests whatever the machine's speed.
+	s.waitHits(t, 20)
+	cancel()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second): // against an hour, not a speed requirement
+		t.Fatal("the run went on after the interrupt")
 	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("interrupted run took %v", took)
+	ran := time.Since(start)
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
+	rep := r.rep
 	if !rep.Interrupted || rep.Baseline != nil {
 		t.Errorf("interrupted %v, baseline %v", rep.Interrupted, rep.Baseline)
 	}
@@ -233,7 +258,30 @@ func TestInterruptEndsRunEarly(t *testing.T) {
 	if rep.Target.Errors.Total != 0 {
 		t.Errorf("the interrupt was counted as errors: %+v", rep.Target.Errors)
 	}
-	if rep.Target.Seconds > 0.5 {
-		t.Errorf("measured window %.2fs, want the part before the interrupt", rep.Target.Seconds)
+	if rep.Target.Seconds > ran.Seconds() {
+		t.Errorf("measured window %.3fs, longer than the %.3fs the run lasted: want the part before the interrupt", rep.Target.Seconds, ran.Seconds())
 	}
+}
+
+// BenchmarkOpenLoopOnSchedule measures how well the open loop keeps its
+// schedule on this machine: 500 requests/s for 500 ms against the stand-in
+// server, reporting the share of the due sends that went out (sent-%) and
+// the share of those that went out late (late-%). The tests assert only
+// what holds at any speed.
+func BenchmarkOpenLoopOnSchedule(b *testing.B) {
+	s := startServer(b, 0)
+	c := testConfig(s)
+	c.rate, c.dur, c.noBaseline = 500, 500*time.Millisecond, true
+	var sent, due, late int64
+	for b.Loop() {
+		rep, err := run(context.Background(), c, io.Discard, io.Discard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sent += rep.Target.Requests
+		due += rep.Target.Requests + rep.Target.MissedSends
+		late += rep.Target.LateSends
+	}
+	b.ReportMetric(100*float64(sent)/float64(max(due, 1)), "sent-%")
+	b.ReportMetric(100*float64(late)/float64(max(sent, 1)), "late-%")
 }

@@ -31,11 +31,11 @@ func allowedRule(resource string) bool {
 	return c >= '0' && c <= '9' && (c-'0')%2 == 0
 }
 
-func startServer(t *testing.T, sleep time.Duration) *testServer {
-	t.Helper()
+func startServer(tb testing.TB, sleep time.Duration) *testServer {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	s := &testServer{base: ln.Addr().String(), sleep: sleep, resources: map[string]bool{}}
 	mux := http.NewServeMux()
@@ -85,8 +85,21 @@ func startServer(t *testing.T, sleep time.Duration) *testServer {
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	tb.Cleanup(func() { srv.Close() })
 	return s
+}
+
+// waitHits waits until the server has answered at least n requests; 20 s
+// is a bound for a loaded machine, not a speed requirement.
+func (s *testServer) waitHits(t *testing.T, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for s.hits.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server saw %d requests in 20s, want %d", s.hits.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (s *testServer) saw(resource string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -18,38 +19,31 @@ const localRevision = "worktree"
 
 func runCheck(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	fs := newFlagSet("check", "[--dir DIR] USER RESOURCE ACTION\n       charter check [--dir DIR] --role ROLE | --assign ROLE USER RESOURCE", env.stderr)
-	dir := fs.String("dir", ".", "policy root `directory`")
-	role := fs.String("role", "", "ask whether USER holds `ROLE` on RESOURCE (instead of ACTION)")
-	assign := fs.String("assign", "", "ask whether USER may assign `ROLE` on RESOURCE to others (instead of ACTION)")
-	explain := fs.Bool("explain", false, "print the decision trace")
-	at := fs.String("time", "", "the time of the question, RFC 3339 (default now)")
-	environment := fs.String("environment", "", "exclude records tagged with another environment `NAME`")
-	format := oneOf("text", "text", "json")
-	fs.Var(format, "format", "output format: text or json")
+	o := checkFlags(fs)
 	pos, err := parseFlags(fs, args, env.getenv)
 	if err != nil {
 		return exitFailure, err
 	}
-	if *role != "" && *assign != "" {
+	if o.role != "" && o.assign != "" {
 		return exitFailure, errors.New("--role and --assign exclude each other")
 	}
-	q := engine.Question{Environment: *environment, Time: env.now()}
+	q := engine.Question{Environment: o.environment, Time: env.now()}
 	switch {
-	case *role != "" || *assign != "":
+	case o.role != "" || o.assign != "":
 		if len(pos) != 2 {
 			return exitFailure, fmt.Errorf("want USER RESOURCE with --role or --assign, got %d arguments", len(pos))
 		}
-		q.User, q.Resource, q.Role, q.Assign = pos[0], pos[1], *role, *assign
+		q.User, q.Resource, q.Role, q.Assign = pos[0], pos[1], o.role, o.assign
 	default:
 		if len(pos) != 3 {
 			return exitFailure, fmt.Errorf("want USER RESOURCE ACTION, got %d arguments", len(pos))
 		}
 		q.User, q.Resource, q.Action = pos[0], pos[1], pos[2]
 	}
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
+	if o.at != "" {
+		t, err := time.Parse(time.RFC3339, o.at)
 		if err != nil {
-			return exitFailure, fmt.Errorf("--time %q is not an RFC 3339 time such as 2026-03-02T10:30:00Z", *at)
+			return exitFailure, fmt.Errorf("--time %q is not an RFC 3339 time such as 2026-03-02T10:30:00Z", o.at)
 		}
 		q.Time = t
 	}
@@ -57,12 +51,12 @@ func runCheck(ctx context.Context, env *cliEnv, args []string) (int, error) {
 		return exitFailure, errors.New("USER is empty")
 	}
 
-	snap, err := loadSnapshot(ctx, *dir)
+	snap, err := loadSnapshot(ctx, o.dir)
 	if err != nil {
 		return exitFailure, err
 	}
 	var d engine.Decision
-	if *explain {
+	if o.explain {
 		d, err = snap.Explain(q)
 	} else {
 		d, err = snap.Decide(q)
@@ -70,7 +64,7 @@ func runCheck(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	if err != nil {
 		return exitFailure, questionArgError(err)
 	}
-	if format.String() == "json" {
+	if o.format.String() == "json" {
 		err = writeDecisionJSON(env.stdout, q, d)
 	} else {
 		err = writeDecisionText(env.stdout, q, d)
@@ -82,6 +76,26 @@ func runCheck(ctx context.Context, env *cliEnv, args []string) (int, error) {
 		return exitFailed, nil
 	}
 	return exitOK, nil
+}
+
+// checkOptions are the flags of charter check.
+type checkOptions struct {
+	dir, role, assign, at, environment string
+	explain                            bool
+	format                             *choiceValue
+}
+
+// checkFlags defines the flags of charter check on fs.
+func checkFlags(fs *flag.FlagSet) *checkOptions {
+	o := &checkOptions{format: oneOf("text", "text", "json")}
+	fs.StringVar(&o.dir, "dir", ".", "policy root `directory`")
+	fs.StringVar(&o.role, "role", "", "ask whether USER holds `ROLE` on RESOURCE (instead of ACTION)")
+	fs.StringVar(&o.assign, "assign", "", "ask whether USER may assign `ROLE` on RESOURCE to others (instead of ACTION)")
+	fs.BoolVar(&o.explain, "explain", false, "print the decision trace")
+	fs.StringVar(&o.at, "time", "", "the time of the question, RFC 3339 (default now)")
+	fs.StringVar(&o.environment, "environment", "", "exclude records tagged with another environment `NAME`")
+	fs.Var(o.format, "format", "output format: text or json")
+	return o
 }
 
 // loadSnapshot loads and validates the policy in dir and builds its snapshot.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,9 +21,12 @@ const (
 )
 
 // command is one subcommand. run returns the exit code; errors that end a
-// command early are reported by the dispatcher as exit 2.
+// command early are reported by the dispatcher as exit 2. flags defines the
+// command's flags on a flag set (nil: it has none) with the same function
+// run uses; TestCLIReferenceFlags checks cmd/charter/README.md against it.
 type command struct {
 	summary string
+	flags   func(fs *flag.FlagSet)
 	run     func(ctx context.Context, env *cliEnv, args []string) (int, error)
 }
 
@@ -36,13 +40,19 @@ type cliEnv struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"validate": {"check a policy repository against the schema and run its tests", runValidate},
-		"check":    {"answer one authorization question, optionally with its trace", runCheck},
-		"test":     {"run the policy's tests", runTest},
-		"schema":   {"print the embedded CUE schema", runSchema},
-		"serve":    {"run the sidecar: answer checks over HTTP from a watched policy source", runServe},
-		"version":  {"print the version", runVersion},
+		"validate": {"check a policy repository against the schema and run its tests", flagsOf(validateFlags), runValidate},
+		"check":    {"answer one authorization question, optionally with its trace", flagsOf(checkFlags), runCheck},
+		"test":     {"run the policy's tests", flagsOf(testFlags), runTest},
+		"schema":   {"print the embedded CUE schema", nil, runSchema},
+		"serve":    {"run the sidecar: answer checks over HTTP from a watched policy source", flagsOf(serveFlags), runServe},
+		"version":  {"print the version", nil, runVersion},
 	}
+}
+
+// flagsOf adapts a command's flag-defining function, which returns where the
+// values land, to the command table.
+func flagsOf[T any](define func(fs *flag.FlagSet) T) func(fs *flag.FlagSet) {
+	return func(fs *flag.FlagSet) { define(fs) }
 }
 
 func main() {

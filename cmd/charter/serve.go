@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,6 +36,20 @@ type serveConfig struct {
 
 func runServe(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	fs := newFlagSet("serve", "", env.stderr)
+	config := serveFlags(fs)
+	pos, err := parseFlags(fs, args, env.getenv)
+	if err != nil {
+		return exitFailure, err
+	}
+	if len(pos) > 0 {
+		return exitFailure, fmt.Errorf("unexpected argument %q (the policy source is given with --source)", pos[0])
+	}
+	return serve(ctx, env, config(), nil)
+}
+
+// serveFlags defines the flags of charter serve on fs; the function it
+// returns gives their values once fs is parsed.
+func serveFlags(fs *flag.FlagSet) func() serveConfig {
 	var cfg serveConfig
 	fs.StringVar(&cfg.source, "source", "", "policy source: a directory (watched for changes); empty serves the example policies built into the binary")
 	fs.StringVar(&cfg.path, "path", "", "the policy root inside the source (default: the source's root)")
@@ -47,20 +62,22 @@ func runServe(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	fs.StringVar(&cfg.webhookSecretFile, "webhook-secret-file", "", "file holding the secret that POST /v1/reconcile must sign with (X-Hub-Signature-256); without it, reconcile is accepted from loopback only")
 	fs.DurationVar(&cfg.minRevisionWait, "min-revision-wait", api.DefaultMinRevisionWait, "how long a request with Charter-Min-Revision waits for that revision")
 	fs.DurationVar(&cfg.debounce, "debounce", reconciler.DefaultDebounce, "how long a watched directory must be quiet before a reload")
-	pos, err := parseFlags(fs, args, env.getenv)
-	if err != nil {
-		return exitFailure, err
+	return func() serveConfig {
+		cfg.logFormat, cfg.logLevel = logFormat.String(), logLevel.String()
+		return cfg
 	}
-	if len(pos) > 0 {
-		return exitFailure, fmt.Errorf("unexpected argument %q (the policy source is given with --source)", pos[0])
-	}
-	cfg.logFormat, cfg.logLevel = logFormat.String(), logLevel.String()
-	return serve(ctx, env, cfg, nil)
+}
+
+// serving is what serve reports once the server accepts connections.
+type serving struct {
+	addr    net.Addr
+	metrics prometheus.Gatherer // the registry GET /metrics serves
 }
 
 // serve runs the sidecar until ctx is done. When ready is not nil, it
-// receives the listener's address once the server accepts connections.
-func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- net.Addr) (int, error) {
+// receives the listener's address and the metrics registry once the server
+// accepts connections.
+func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- serving) (int, error) {
 	log := newLogger(env.stderr, cfg.logFormat, cfg.logLevel)
 	src, err := newSource(cfg, log)
 	if err != nil {
@@ -113,7 +130,7 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- net.A
 	go func() { srvDone <- srv.Serve(ln) }()
 	log.Info("charter is serving", "listen", ln.Addr().String(), "source", src.String(), "environment", cfg.environment)
 	if ready != nil {
-		ready <- ln.Addr()
+		ready <- serving{addr: ln.Addr(), metrics: reg}
 	}
 
 	select {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -17,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestMain lets a test run this binary's main as a real child process.
@@ -42,11 +45,12 @@ records: r1: {name: "R1", users: ["ann"], statements: [{roles: ["User"], resourc
 }
 
 type server struct {
-	base   string
-	dir    string
-	cancel context.CancelFunc
-	done   chan int
-	logs   *syncBuffer
+	base    string
+	dir     string
+	metrics prometheus.Gatherer // the server's registry, as GET /metrics serves it
+	cancel  context.CancelFunc
+	done    chan int
+	logs    *syncBuffer
 }
 
 // startServer runs charter serve over a policy directory on 127.0.0.1:0
@@ -74,7 +78,7 @@ func launchServer(tb testing.TB, cfg serveConfig) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	env := &cliEnv{stdout: logs, stderr: logs, getenv: func(string) string { return "" }, now: time.Now}
-	ready := make(chan net.Addr, 1)
+	ready := make(chan serving, 1)
 	done := make(chan int, 1)
 	go func() {
 		code, err := serve(ctx, env, cfg, ready)
@@ -85,8 +89,8 @@ func launchServer(tb testing.TB, cfg serveConfig) *server {
 	}()
 	s := &server{dir: cfg.source, cancel: cancel, done: done, logs: logs}
 	select {
-	case addr := <-ready:
-		s.base = "http://" + addr.String()
+	case up := <-ready:
+		s.base, s.metrics = "http://"+up.addr.String(), up.metrics
 	case <-time.After(10 * time.Second):
 		tb.Fatalf("server did not start:\n%s", logs.String())
 	}
@@ -165,9 +169,10 @@ func (s *server) check(user, resource, action string) (bool, string, error) {
 	return body.Allowed, rev, nil
 }
 
-// waitFor polls cond for up to 20 seconds (a loaded CI machine under -race
-// is slow; tests that care how fast assert the returned duration).
-func (s *server) waitFor(t testing.TB, cond func() bool) time.Duration {
+// waitFor polls cond for up to 20 seconds, a bound for a loaded CI machine
+// under -race, not a speed requirement: how fast an edit is served is
+// measured by BenchmarkEditToServed (README, Performance).
+func (s *server) waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	start := time.Now()
 	for !cond() {
@@ -176,7 +181,6 @@ func (s *server) waitFor(t testing.TB, cond func() bool) time.Duration {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return time.Since(start)
 }
 
 func TestServeFollowsEditsAndKeepsLastGood(t *testing.T) {
@@ -186,12 +190,9 @@ func TestServeFollowsEditsAndKeepsLastGood(t *testing.T) {
 	}
 	first := s.status(t).Revision
 
-	// An edit is served within a second.
+	// An edit is served (how fast: BenchmarkEditToServed).
 	writePolicyFile(t, s.dir, "records.cue", versionRecords(2))
-	took := s.waitFor(t, func() bool { ok, _, _ := s.check("ann", "documents/d2", "documents:read"); return ok })
-	if took > time.Second {
-		t.Errorf("the edit took %v to be served, want under 1s", took)
-	}
+	s.waitFor(t, func() bool { ok, _, _ := s.check("ann", "documents/d2", "documents:read"); return ok })
 	good := s.status(t).Revision
 	if good == first {
 		t.Fatal("the revision did not change")
@@ -295,8 +296,12 @@ func TestServeNoTornSnapshots(t *testing.T) {
 	t.Logf("%d answers from %d revisions", total, len(seen))
 }
 
-// TestServeSIGTERMDrains runs charter serve as a real process, holds a
-// request open, sends SIGTERM and expects the request answered and exit 0.
+// TestServeSIGTERMDrains runs charter serve as a real process and orders
+// the events by what the process says, not by sleeps: a request is in
+// flight (its handler asked for the body with 100 Continue), SIGTERM
+// arrives, the process logs that it drains and stops accepting connections,
+// and only then is the body sent. The request must be answered 200 and the
+// process exit 0.
 func TestServeSIGTERMDrains(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
@@ -311,71 +316,137 @@ func TestServeSIGTERMDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	addrCh := make(chan string, 1)
-	var logs syncBuffer
+	log := readLogLines(stderr)
+	addr, _ := log.await(t, "charter is serving")["listen"].(string)
+	log.await(t, "revision served") // the first snapshot is served: checks are answered
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil { // a bound, not an ordering
+		t.Fatal(err)
+	}
+	body := `{"checks":[{"userId":"bob","resourceUri":"documents/d1","action":"documents:read"}]}`
+	fmt.Fprintf(conn, "POST /v1/check HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", addr, len(body))
+	r := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(r, nil); err != nil || resp.StatusCode != http.StatusContinue {
+		t.Fatalf("want 100 Continue once the handler reads the body: %v %v", resp, err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	log.await(t, "shutting down: draining in-flight requests")
+	waitRefused(t, addr)
+
+	if _, err := io.WriteString(conn, body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("the in-flight request got no answer: %v\n%s", err, log.raw.String())
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(answer), `"results":[{"allowed":true}]`) {
+		t.Errorf("in-flight request answered %d %s, want 200 with bob allowed", resp.StatusCode, answer)
+	}
+	log.await(t, "stopped")
+	log.awaitEOF(t) // all of stderr is read before Wait closes the pipe
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, log.raw.String())
+	}
+	if !strings.Contains(log.raw.String(), "embedded in the binary") {
+		t.Errorf("the log does not say it serves the embedded example:\n%s", log.raw.String())
+	}
+}
+
+// waitRefused waits until addr refuses connections: the server has closed
+// its listener.
+func waitRefused(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still accepts connections 20s after the drain began", addr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// logLines are the JSON log lines of a child process, read as it writes them.
+type logLines struct {
+	ch   <-chan map[string]any // closed at the end of the stream
+	seen []map[string]any      // the lines received so far
+	eof  bool
+	raw  *syncBuffer // everything read, for failure messages
+}
+
+// readLogLines starts reading JSON log lines from r.
+func readLogLines(r io.Reader) *logLines {
+	ch := make(chan map[string]any, 1024)
+	l := &logLines{ch: ch, raw: &syncBuffer{}}
 	go func() {
-		dec := json.NewDecoder(io.TeeReader(stderr, &logs))
+		defer close(ch)
+		dec := json.NewDecoder(io.TeeReader(r, l.raw))
 		for {
 			var line map[string]any
 			if err := dec.Decode(&line); err != nil {
 				return
 			}
-			if line["msg"] == "charter is serving" {
-				addrCh <- line["listen"].(string)
-			}
+			ch <- line
 		}
 	}()
-	var addr string
+	return l
+}
+
+// next receives one more line; it fails the test after 20 seconds.
+func (l *logLines) next(t *testing.T, waitingFor string) (map[string]any, bool) {
+	t.Helper()
 	select {
-	case addr = <-addrCh:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no serving line:\n%s", logs.String())
-	}
-	base := "http://" + addr
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil && resp.StatusCode == http.StatusOK {
-			resp.Body.Close()
-			break
+	case line, ok := <-l.ch:
+		if !ok {
+			l.eof = true
+			return nil, false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("never ready")
+		l.seen = append(l.seen, line)
+		return line, true
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no log line for 20s while waiting for %s; the log:\n%s", waitingFor, l.raw.String())
+		return nil, false
+	}
+}
+
+// await returns the first line, already received or still to come, whose
+// msg is msg.
+func (l *logLines) await(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	for _, line := range l.seen {
+		if line["msg"] == msg {
+			return line
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	// A request whose body arrives slowly is in flight while SIGTERM comes.
-	pr, pw := io.Pipe()
-	result := make(chan int, 1)
-	go func() {
-		resp, err := http.Post(base+"/v1/check", "application/json", pr)
-		if err != nil {
-			result <- -1
-			return
+	for !l.eof {
+		if line, ok := l.next(t, fmt.Sprintf("%q", msg)); ok && line["msg"] == msg {
+			return line
 		}
-		resp.Body.Close()
-		result <- resp.StatusCode
-	}()
-	if _, err := pw.Write([]byte(`{"checks":[{"userId":"bob","resourceUri":"documents/d1",`)); err != nil {
-		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond)
-	if _, err := pw.Write([]byte(`"action":"documents:read"}]}`)); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	if code := <-result; code != http.StatusOK {
-		t.Errorf("in-flight request answered %d, want 200", code)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit: %v\n%s", err, logs.String())
-	}
-	if !strings.Contains(logs.String(), "embedded in the binary") {
-		t.Errorf("the log does not say it serves the embedded example:\n%s", logs.String())
+	t.Fatalf("the log ended without %q:\n%s", msg, l.raw.String())
+	return nil
+}
+
+// awaitEOF reads the remaining lines until the stream ends.
+func (l *logLines) awaitEOF(t *testing.T) {
+	t.Helper()
+	for !l.eof {
+		l.next(t, "the end of the log")
 	}
 }
 

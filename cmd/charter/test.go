@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"regexp"
 
@@ -13,9 +14,7 @@ import (
 
 func runTest(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	fs := newFlagSet("test", "[DIR] [--run REGEX]", env.stderr)
-	runExpr := fs.String("run", "", "run only the tests whose names match `REGEX`")
-	format := oneOf("text", "text", "json")
-	fs.Var(format, "format", "output format: text or json")
+	opts := testFlags(fs)
 	pos, err := parseFlags(fs, args, env.getenv)
 	if err != nil {
 		return exitFailure, err
@@ -25,8 +24,8 @@ func runTest(ctx context.Context, env *cliEnv, args []string) (int, error) {
 		return exitFailure, err
 	}
 	var filter *regexp.Regexp
-	if *runExpr != "" {
-		if filter, err = regexp.Compile(*runExpr); err != nil {
+	if opts.run != "" {
+		if filter, err = regexp.Compile(opts.run); err != nil {
 			return exitFailure, fmt.Errorf("bad --run: %w", err)
 		}
 	}
@@ -46,7 +45,7 @@ func runTest(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	if err != nil {
 		return exitFailure, err
 	}
-	if format.String() == "json" {
+	if opts.format.String() == "json" {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
 		err = enc.Encode(rep)
@@ -60,4 +59,18 @@ func runTest(ctx context.Context, env *cliEnv, args []string) (int, error) {
 		return exitFailed, nil
 	}
 	return exitOK, nil
+}
+
+// testOptions are the flags of charter test.
+type testOptions struct {
+	run    string
+	format *choiceValue
+}
+
+// testFlags defines the flags of charter test on fs.
+func testFlags(fs *flag.FlagSet) *testOptions {
+	o := &testOptions{format: oneOf("text", "text", "json")}
+	fs.StringVar(&o.run, "run", "", "run only the tests whose names match `REGEX`")
+	fs.Var(o.format, "format", "output format: text or json")
+	return o
 }

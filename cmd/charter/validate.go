@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -16,9 +17,7 @@ import (
 
 func runValidate(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	fs := newFlagSet("validate", "[DIR]", env.stderr)
-	format := oneOf("text", "text", "json", "github")
-	fs.Var(format, "format", "output format: text, json or github (workflow annotations)")
-	noTests := fs.Bool("no-tests", false, "do not run the policy's tests")
+	opts := validateFlags(fs)
 	pos, err := parseFlags(fs, args, env.getenv)
 	if err != nil {
 		return exitFailure, err
@@ -39,7 +38,7 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	default:
 		report.Valid = true
 		report.Counts = countsOf(policy)
-		if !*noTests && len(policy.Tests) > 0 {
+		if !opts.noTests && len(policy.Tests) > 0 {
 			tests, err := engine.RunTests(policy, nil, env.now())
 			if err != nil {
 				return exitFailure, err
@@ -48,7 +47,7 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) (int, error) {
 			report.Valid = tests.OK()
 		}
 	}
-	switch format.String() {
+	switch opts.format.String() {
 	case "json":
 		err = report.writeJSON(env.stdout)
 	case "github":
@@ -63,6 +62,20 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) (int, error) {
 		return exitFailed, nil
 	}
 	return exitOK, nil
+}
+
+// validateOptions are the flags of charter validate.
+type validateOptions struct {
+	format  *choiceValue
+	noTests bool
+}
+
+// validateFlags defines the flags of charter validate on fs.
+func validateFlags(fs *flag.FlagSet) *validateOptions {
+	o := &validateOptions{format: oneOf("text", "text", "json", "github")}
+	fs.Var(o.format, "format", "output format: text, json or github (workflow annotations)")
+	fs.BoolVar(&o.noTests, "no-tests", false, "do not run the policy's tests")
+	return o
 }
 
 // loadDir loads the policy root dir, with errors for a missing or empty root that name it.
