@@ -1,7 +1,7 @@
 package engine
 
 // A deliberately naive reference evaluator of SPEC section 2: direct loops
-// over schema.Policy with its own string matching, no memdb, no compiled
+// over schema.PolicySet with its own string matching, no memdb, no compiled
 // tables. It shares no code with the engine, so that the differential
 // tests compare two independent readings of the SPEC.
 
