@@ -17,7 +17,7 @@ func compileRole(r *schema.Role) (*roleRow, error) {
 		if err != nil {
 			return nil, fmt.Errorf("role %s: %w", r.ID, err)
 		}
-		row.entries[i] = roleEntry{pattern: pat, allow: p.Allow, grant: p.Grant, delegate: p.Delegate, pos: p.Pos}
+		row.entries[i] = roleEntry{pattern: pat, action: p.Action, allow: p.Allow, grant: p.Grant, delegate: p.Delegate, pos: p.Pos}
 	}
 	return row, nil
 }

@@ -10,6 +10,13 @@ import (
 
 // Entry is a permission entry a user holds on a resource: entries of the
 // same action merged with allow, grant and delegate OR-ed (SPEC 2.4).
+//
+// Action is shown as a role declares it ("records:*" stays "records:*",
+// SPEC 5). Entries merge when their actions stand for the same pattern
+// ("Records", "records" and "records:*" do); the merged entry shows the
+// smallest of the declared spellings in byte order ("Records" before
+// "records" before "records:*"), so the answer does not depend on the
+// order of roles or files.
 type Entry struct {
 	Action   string `json:"action"`
 	Allow    bool   `json:"allow"`
@@ -30,7 +37,8 @@ func (s *Snapshot) Roles(user, resource, environment string) ([]string, error) {
 }
 
 // Permissions returns the entries user holds on resource (SPEC 2.4),
-// merged per action and sorted by action.
+// merged per action and sorted by the normalized action (lower case,
+// without a trailing ":*"), each shown as declared (see Entry).
 func (s *Snapshot) Permissions(user, resource, environment string) ([]Entry, error) {
 	uri, err := parseResource(resource)
 	if err != nil {
@@ -41,7 +49,7 @@ func (s *Snapshot) Permissions(user, resource, environment string) ([]Entry, err
 	held := e.heldEntries()
 	out := make([]Entry, len(held))
 	for i, h := range held {
-		out[i] = Entry{Action: h.pattern.String(), Allow: h.allow, Grant: h.grant, Delegate: h.delegate}
+		out[i] = Entry{Action: h.action, Allow: h.allow, Grant: h.grant, Delegate: h.delegate}
 	}
 	return out, nil
 }
@@ -196,7 +204,7 @@ func (e *evalCtx) recordAllows(action string) bool {
 				matched = true
 				if e.tr.on() {
 					e.tr.add(Step{Kind: StepRole, ID: id, Source: r.entrySource(i), Depth: 1, Result: allowDeny(en.allow),
-						Detail: fmt.Sprintf("entry %s matches %s with allow: %t", en.pattern, action, en.allow)})
+						Detail: fmt.Sprintf("entry %s matches %s with allow: %t", en.action, action, en.allow)})
 				}
 				if en.allow {
 					allowed = true
@@ -231,13 +239,16 @@ func (e *evalCtx) heldRoles() []string {
 	return e.roles
 }
 
+// heldEntry is an entry held on a URI: the entries of one pattern merged.
 type heldEntry struct {
 	pattern                match.ActionPattern
+	action                 string // the smallest declared spelling of pattern
 	allow, grant, delegate bool
 }
 
 // heldEntries returns the entries the user holds on the URI, merged per
-// action and sorted by action (SPEC 2.4).
+// pattern and sorted by pattern (SPEC 2.4), each with the smallest of its
+// declared spellings (see Entry).
 func (e *evalCtx) heldEntries() []heldEntry {
 	var out []heldEntry
 	for _, id := range e.heldRoles() {
@@ -248,8 +259,11 @@ func (e *evalCtx) heldEntries() []heldEntry {
 		for _, en := range r.entries {
 			i := slices.IndexFunc(out, func(h heldEntry) bool { return h.pattern == en.pattern })
 			if i < 0 {
-				out = append(out, heldEntry{pattern: en.pattern})
+				out = append(out, heldEntry{pattern: en.pattern, action: en.action})
 				i = len(out) - 1
+			}
+			if en.action < out[i].action {
+				out[i].action = en.action
 			}
 			out[i].allow = out[i].allow || en.allow
 			out[i].grant = out[i].grant || en.grant
@@ -269,7 +283,7 @@ func (e *evalCtx) assignable(role *roleRow) bool {
 		found := ""
 		for _, h := range held {
 			if h.pattern.Covers(p.pattern) && (h.delegate || (!needDelegate && h.grant)) {
-				found = h.pattern.String()
+				found = h.action
 				break
 			}
 		}
@@ -278,7 +292,7 @@ func (e *evalCtx) assignable(role *roleRow) bool {
 			if needDelegate {
 				need = "delegate"
 			}
-			detail := fmt.Sprintf("entry %s needs %s on a covering action: ", p.pattern, need)
+			detail := fmt.Sprintf("entry %s needs %s on a covering action: ", p.action, need)
 			if found != "" {
 				detail += "held through " + found
 			} else {

@@ -101,9 +101,12 @@ type groupRow struct {
 	group *schema.Group
 }
 
-// roleEntry is a compiled role permission entry.
+// roleEntry is a compiled role permission entry: its action both as the
+// pattern it stands for, which every comparison uses, and as the role
+// declares it ("Records:*"), which answers and traces show (SPEC 5).
 type roleEntry struct {
 	pattern                match.ActionPattern
+	action                 string // as declared
 	allow, grant, delegate bool
 	pos                    schema.Pos
 }

@@ -133,6 +133,11 @@ func specCases() []specCase {
 		{name: "2.4 a role question about an unknown role is a bad request", p: docs("User"), q: askRole("alice", "documents", "Ghost"), want: "error"},
 		{name: "2.4 the roles U holds on R: all statements, user and group", p: std().rec("r", "bob", stmt("User", "documents")).rec("s", "g:g1", stmt("Editor", "documents/d1")).p, q: Question{User: "bob", Resource: "documents/d1"}, kind: "roles", want: "Editor User"},
 		{name: "2.4 the entries U holds on R are merged per action with allow/grant/delegate OR-ed", p: std().rec("r", "alice", stmt("User,NoAllow,Editor", "documents")).p, q: Question{User: "alice", Resource: "documents/d1"}, kind: "perms", want: "documents:read=agd? documents:read:allow,grant documents:write:allow"},
+		{name: "2.4 an entry is listed as its role declares it (SPEC 5): documents:* stays documents:*", p: docs("DocStar"), q: Question{User: "alice", Resource: "documents/d1"}, kind: "perms", want: "declared? documents:*:allow"},
+		{name: "2.4 an entry is listed as its role declares it (SPEC 5): Documents:READ keeps its case", p: docs("Upper"), q: Question{User: "alice", Resource: "documents/d1"}, kind: "perms", want: "declared? Documents:READ:allow"},
+		{name: "2.4 two spellings of one action merge under the smallest declared one: documents before documents:*", p: std().rec("r", "alice", stmt("DocStar,Admin", "documents")).p, q: Question{User: "alice", Resource: "documents/d1"}, kind: "perms", want: "merged? documents:allow,delegate"},
+		{name: "2.4 two spellings of one action merge under the smallest declared one: Documents:READ before documents:read", p: std().rec("r", "alice", stmt("User,Upper,Editor", "documents")).p, q: Question{User: "alice", Resource: "documents/d1"}, kind: "perms", want: "merged? Documents:READ:allow,grant documents:write:allow"},
+		{name: "2.4 entries are sorted by the action they stand for, not by their spelling", p: std().role("Shout", "Reports:VIEW").rec("r", "alice", stmt("Shout,Upper,Writer", "documents")).p, q: Question{User: "alice", Resource: "documents/d1"}, kind: "perms", want: "sorted? Documents:READ:allow documents:write:allow,grant Reports:VIEW:allow"},
 
 		// 2.5 Grant and delegate
 		{name: "2.5 an Editor (documents:read with grant) may assign User", p: docs("Editor"), q: askAssign("alice", "documents/d1", "User"), want: "allow"},

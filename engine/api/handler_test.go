@@ -293,6 +293,40 @@ func TestExplain(t *testing.T) {
 	}
 }
 
+// TestPermissionsAsDeclared: GET .../permissions shows each entry's action
+// as the role declares it (SPEC 5): "records:*" stays "records:*", and of two
+// spellings of one action the smaller string stands for both.
+func TestPermissionsAsDeclared(t *testing.T) {
+	dir := t.TempDir()
+	const policy = `package policies
+
+roles: {
+	Clerk: {name: "Clerk", permissions: [{action: "records:*"}, {action: "Reports:Read", grant: true}]}
+	Auditor: {name: "Auditor", permissions: [{action: "reports:read", delegate: true}]}
+}
+records: desk: {
+	name: "Desk"
+	users: ["ann"]
+	statements: [{roles: ["Clerk", "Auditor"], resources: ["files"]}]
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "p.cue"), []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := startServer(t, NewHandler(newBackend(snapshotOf(t, os.DirFS(dir), "decl")), Options{}))
+	resp := do(t, base, http.MethodGet, userPath("ann", "files/f1", "permissions"), nil, nil)
+	want := `{"permissions":[` +
+		`{"action":"records:*","allow":true,"grant":false,"delegate":false},` +
+		`{"action":"Reports:Read","allow":true,"grant":true,"delegate":true}],"revision":"decl"}`
+	if resp.status != 200 || !jsonEqual(resp.body, []byte(want)) {
+		t.Errorf("GET permissions: %d %s\nwant %s", resp.status, resp.body, want)
+	}
+	resp = do(t, base, http.MethodPost, "/v1/explain", []byte(`{"userId":"ann","resourceUri":"files/f1","action":"records:read"}`), nil)
+	if resp.status != 200 || !bytes.Contains(resp.body, []byte(`"detail":"entry records:* matches records:read with allow: true"`)) {
+		t.Errorf("POST /v1/explain does not show the declared action: %d %s", resp.status, resp.body)
+	}
+}
+
 // TestResourceURIRoundTrip: a resource URI and a user ID arrive as one
 // escaped path segment each and reach the engine exactly as sent.
 func TestResourceURIRoundTrip(t *testing.T) {
