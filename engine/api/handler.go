@@ -4,8 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -17,7 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// MaxBodyBytes bounds the body of every request; a longer one is answered 413.
+// MaxBodyBytes bounds the body of every request; a longer one is answered
+// 413, once the rest of it (up to 8 MiB in all, for up to 3 seconds) has
+// been read and discarded so that the answer reaches a client that writes
+// its whole body before it reads.
 const MaxBodyBytes = 1 << 20
 
 // MaxChecks bounds the checks of one POST /v1/check request.
@@ -220,18 +221,9 @@ func (h *handler) serveReconcile(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		if r.ContentLength > MaxBodyBytes {
-			writeError(w, http.StatusRequestEntityTooLarge, codeBodyTooLarge, bodyTooLargeMsg)
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				writeError(w, http.StatusRequestEntityTooLarge, codeBodyTooLarge, bodyTooLargeMsg)
-				return
-			}
-			writeError(w, http.StatusBadRequest, codeInvalidJSON, "reading the body: "+err.Error())
+		body, e := readBody(w, r)
+		if e != nil {
+			e.write(w)
 			return
 		}
 		if !validSignature(h.secret, body, r.Header[HeaderSignature]) {
