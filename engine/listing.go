@@ -23,6 +23,9 @@ type ResourceList struct {
 // allowed action (the Authress resource listing). The time is that of time
 // policies; zero means now.
 func (s *Snapshot) Resources(user, action, collection, environment string, at time.Time) (ResourceList, error) {
+	if err := parseUser(user); err != nil {
+		return ResourceList{}, err
+	}
 	uri, err := parseURI("collection", collection)
 	if err != nil {
 		return ResourceList{}, err

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/charter-policy/charter/schema/match"
 )
@@ -25,7 +26,9 @@ var ErrUnknownRole = errors.New("unknown role")
 var ErrNoQuestion = errors.New("exactly one of action, role and assign must be set")
 
 // QuestionError reports a malformed question and names the argument at
-// fault: "resource", "action", "role", "assign" or "collection".
+// fault: "user", "resource", "action", "role", "assign", "question" (none or
+// several of action, role and assign), or for a listing "collection",
+// "limit" or "cursor".
 type QuestionError struct {
 	Arg string
 	Err error
@@ -62,9 +65,59 @@ type Decision struct {
 	Trace    []Step `json:"trace,omitempty"`
 }
 
+// MaxUserIDLen bounds a user ID, in characters (the schema's #UserID).
+const MaxUserIDLen = 256
+
+// Reasons a user ID is invalid (SPEC 1, #UserID), wrapped by the
+// QuestionError of a question about it.
+var (
+	ErrEmptyUserID   = errors.New("user ID is empty")
+	ErrUserIDTooLong = errors.New("user ID is longer than 256 characters")
+	ErrUserIDControl = errors.New("user ID holds a control character")
+	ErrUserIDUTF8    = errors.New("user ID is not valid UTF-8")
+)
+
+// CheckUserID reports why id is not a user ID as the schema's #UserID
+// defines it: 1 to MaxUserIDLen characters of UTF-8, none of them a control
+// character below U+0020. It returns nil for a valid ID.
+func CheckUserID(id string) error {
+	if id == "" {
+		return ErrEmptyUserID
+	}
+	if len(id) <= MaxUserIDLen {
+		// The common case: short ASCII, one pass, no decoding.
+		i := 0
+		for ; i < len(id) && id[i] < utf8.RuneSelf; i++ {
+			if id[i] < 0x20 {
+				return ErrUserIDControl
+			}
+		}
+		if i == len(id) {
+			return nil
+		}
+	}
+	if !utf8.ValidString(id) {
+		return ErrUserIDUTF8
+	}
+	n := 0
+	for _, c := range id {
+		if c < 0x20 {
+			return ErrUserIDControl
+		}
+		n++
+	}
+	if n > MaxUserIDLen {
+		return ErrUserIDTooLong
+	}
+	return nil
+}
+
 // Check answers whether q.User may do q.Action on q.Resource (SPEC 2.4,
 // 2.6). It records no trace; see Explain.
 func (s *Snapshot) Check(q Question) (Decision, error) {
+	if err := parseUser(q.User); err != nil {
+		return Decision{}, err
+	}
 	uri, err := parseResource(q.Resource)
 	if err != nil {
 		return Decision{}, err
@@ -105,6 +158,9 @@ func (s *Snapshot) decide(q *Question, tr *tracer) (Decision, error) {
 	if n != 1 {
 		return Decision{}, &QuestionError{Arg: "question", Err: ErrNoQuestion}
 	}
+	if err := parseUser(q.User); err != nil {
+		return Decision{}, err
+	}
 	uri, err := parseResource(q.Resource)
 	if err != nil {
 		return Decision{}, err
@@ -141,6 +197,14 @@ func (s *Snapshot) decide(q *Question, tr *tracer) (Decision, error) {
 		e.tr.add(Step{Kind: StepDecision, ID: LayerRecords, Result: allowDeny(ok)})
 		return Decision{Allowed: ok, Revision: s.revision, Layer: LayerRecords}, nil
 	}
+}
+
+// parseUser returns the QuestionError of an invalid user ID, or nil.
+func parseUser(id string) error {
+	if err := CheckUserID(id); err != nil {
+		return &QuestionError{Arg: "user", Err: err}
+	}
+	return nil
 }
 
 func parseResource(r string) (string, error) { return parseURI("resource", r) }

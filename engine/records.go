@@ -27,6 +27,9 @@ type Entry struct {
 // Roles returns the IDs of the roles user holds on resource through the
 // record layer (SPEC 2.4), sorted.
 func (s *Snapshot) Roles(user, resource, environment string) ([]string, error) {
+	if err := parseUser(user); err != nil {
+		return nil, err
+	}
 	uri, err := parseResource(resource)
 	if err != nil {
 		return nil, err
@@ -40,6 +43,9 @@ func (s *Snapshot) Roles(user, resource, environment string) ([]string, error) {
 // merged per action and sorted by the normalized action (lower case,
 // without a trailing ":*"), each shown as declared (see Entry).
 func (s *Snapshot) Permissions(user, resource, environment string) ([]Entry, error) {
+	if err := parseUser(user); err != nil {
+		return nil, err
+	}
 	uri, err := parseResource(resource)
 	if err != nil {
 		return nil, err

@@ -89,6 +89,8 @@ func questionError(err error) *apiError {
 	switch {
 	case errors.Is(err, engine.ErrUnknownRole):
 		code = codeUnknownRole
+	case qe.Arg == "user":
+		code = codeInvalidUser
 	case qe.Arg == "resource" || qe.Arg == "collection":
 		code = codeInvalidResource
 	case qe.Arg == "action":

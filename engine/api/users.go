@@ -12,9 +12,6 @@ import (
 
 const usersPrefix = "/v1/users/"
 
-// maxUserRunes bounds a user ID (the schema's #UserID).
-const maxUserRunes = 256
-
 // serveUsers routes /v1/users/{userId}/resources[/{resourceUri}/...] by
 // the escaped path, so that a segment holding "%2F" stays one segment.
 func (h *handler) serveUsers(w http.ResponseWriter, r *http.Request) {
@@ -173,24 +170,11 @@ func checkPathSegments(segs []string) *apiError {
 	return nil
 }
 
-// checkUser validates a user ID as the schema's #UserID does: 1 to 256
-// characters of valid UTF-8, none of them a control character below 0x20.
+// checkUser validates a user ID as the engine does (engine.CheckUserID,
+// the schema's #UserID), before any snapshot is needed.
 func checkUser(u string) *apiError {
-	if u == "" {
-		return badRequest(codeInvalidUser, "userId is empty")
-	}
-	if !utf8.ValidString(u) {
-		return badRequest(codeInvalidUser, "userId is not valid UTF-8")
-	}
-	n := 0
-	for _, c := range u {
-		if c < 0x20 {
-			return badRequest(codeInvalidUser, "userId holds a control character")
-		}
-		n++
-	}
-	if n > maxUserRunes {
-		return badRequest(codeInvalidUser, "userId is longer than 256 characters")
+	if err := engine.CheckUserID(u); err != nil {
+		return badRequest(codeInvalidUser, err.Error())
 	}
 	return nil
 }
