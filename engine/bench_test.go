@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -262,4 +263,62 @@ func BenchmarkResources(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(n)/float64(i), "resources/op")
+}
+
+// serverPolicy returns a policy with one resource server of n resources:
+// every tenth a group "items/gNNNN" and the others below their group
+// ("items/gNNNN/rNNNNN"), so that patterns cover one another, plus a
+// wildcard resource; with a role, a record and two permissions.
+func serverPolicy(n int) *schema.PolicySet {
+	p := schema.NewPolicySet()
+	pos := func(line int) schema.Pos { return schema.Pos{File: "big.cue", Line: line} }
+	p.Roles["Reader"] = &schema.Role{ID: "Reader", Name: "Reader", Permissions: []schema.RolePermission{{Action: "read", Allow: true}}, Pos: pos(1)}
+	p.Records["readers"] = &schema.Record{ID: "readers", Name: "readers", Users: []string{"ann"},
+		Statements: []schema.Statement{{Roles: []string{"Reader"}, Resources: []string{"items"}, Pos: pos(3)}}, Pos: pos(2)}
+	srv := &schema.ResourceServer{ID: "big", Name: "big", DecisionStrategy: "affirmative", EnforcementMode: "enforcing",
+		Scopes: []string{"read", "write"}, Pos: pos(10),
+		Resources: map[string]*schema.Resource{}, Policies: map[string]*schema.AuthzPolicy{}, Permissions: map[string]*schema.Permission{}}
+	for i := range n {
+		id := fmt.Sprintf("r%05d", i)
+		uri := fmt.Sprintf("items/g%04d", i/10)
+		if i%10 != 0 {
+			uri += "/" + id
+		}
+		srv.Resources[id] = &schema.Resource{ID: id, Name: id, Type: "item", URIs: []string{uri}, Pos: pos(100 + i)}
+	}
+	srv.Resources["archive"] = &schema.Resource{ID: "archive", Name: "archive", URIs: []string{"items/*/archive"}, Pos: pos(11)}
+	srv.Policies["readers"] = &schema.AuthzPolicy{ID: "readers", Name: "readers", Type: "role", Roles: []string{"Reader"}, Logic: "positive", Pos: pos(12)}
+	srv.Permissions["read"] = &schema.Permission{ID: "read", Name: "read", Type: "scope", Scopes: []string{"read"}, Policies: []string{"readers"}, Logic: "positive", Pos: pos(13)}
+	srv.Permissions["items"] = &schema.Permission{ID: "items", Name: "items", Type: "resource", ResourceType: "item", Policies: []string{"readers"}, Logic: "positive", Pos: pos(14)}
+	p.ResourceServers[srv.ID] = srv
+	return p
+}
+
+// BenchmarkApplyServer10kResources applies a change of one resource of a
+// resource server with 10,000 resources: the server is recompiled and its
+// URI table rewritten.
+func BenchmarkApplyServer10kResources(b *testing.B) {
+	p := serverPolicy(10_000)
+	s, err := Build(p, "one")
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := schema.NewPolicySet()
+	q.Roles, q.Records = p.Roles, p.Records
+	srv := *p.ResourceServers["big"]
+	srv.Resources = maps.Clone(srv.Resources)
+	res := *srv.Resources["r00042"]
+	res.Scopes = []string{"read"}
+	srv.Resources["r00042"] = &res
+	q.ResourceServers["big"] = &srv
+	d := change.Between(p, q)
+	if len(d.ResourceServers.Changed) != 1 {
+		b.Fatalf("diff: %+v", d.ResourceServers)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Apply(d, "two"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

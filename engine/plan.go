@@ -354,36 +354,40 @@ func (s *Snapshot) planServers(d *change.EntityDiff[*schema.ResourceServer], w *
 		w.insert(tableServers, row)
 		byID[srv.ID] = row
 	}
-	// The URI rows are few: rewrite them all.
+	// The URI rows are one per non-wildcard pattern: rewrite them all.
 	for _, raw := range s.all(tableServerURIs) {
 		w.delete(tableServerURIs, raw)
 	}
-	type patMatch struct {
-		pattern string
-		m       serverMatch
-	}
-	var plain []patMatch
+	// Every non-wildcard resource pattern, in server, resource and pattern
+	// order (the order of trace steps), indexed by its text.
+	var plain []serverMatch
+	byPattern := map[string][]int{}
 	for _, id := range sortedKeys(byID) {
 		srv := byID[id]
 		for _, res := range srv.resources {
 			for _, p := range res.patterns {
 				if !p.Wildcard() {
-					plain = append(plain, patMatch{p.String(), serverMatch{srv: srv, res: res, pattern: p}})
+					byPattern[p.String()] = append(byPattern[p.String()], len(plain))
+					plain = append(plain, serverMatch{srv: srv, res: res, pattern: p})
 				}
 			}
 		}
 	}
-	rows := map[string]*serverURIRow{}
-	for _, pm := range plain {
-		if rows[pm.pattern] == nil {
-			rows[pm.pattern] = &serverURIRow{pattern: pm.pattern}
-		}
-	}
-	for _, row := range rows {
-		for _, pm := range plain {
-			if pm.m.pattern.Covers(row.pattern) {
-				row.matches = append(row.matches, pm.m)
-			}
+	// A non-wildcard pattern covers another exactly when it is that pattern
+	// or one of its whole-segment ancestors, so each row gathers the
+	// patterns of its ancestors: linear in the patterns times their depth,
+	// where comparing every pair was quadratic.
+	var idx []int
+	for _, pattern := range sortedKeys(byPattern) {
+		idx = idx[:0]
+		match.Ancestors(pattern, func(a string) bool {
+			idx = append(idx, byPattern[a]...)
+			return true
+		})
+		slices.Sort(idx)
+		row := &serverURIRow{pattern: pattern, matches: make([]serverMatch, len(idx))}
+		for i, k := range idx {
+			row.matches[i] = plain[k]
 		}
 		w.insert(tableServerURIs, row)
 	}
