@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/charter-policy/charter/schema"
 	"github.com/charter-policy/charter/schema/change"
@@ -255,7 +254,7 @@ func BenchmarkResources(b *testing.B) {
 	i := 0
 	n := 0
 	for b.Loop() {
-		l, err := s.Resources(fmt.Sprintf("user-%05d", (i*37)%benchUsers), "documents:read", "documents", "", time.Time{})
+		l, err := s.Resources(ResourceQuery{User: fmt.Sprintf("user-%05d", (i*37)%benchUsers), Action: "documents:read", Collection: "documents"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -321,4 +320,66 @@ func BenchmarkApplyServer10kResources(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// heavyUserSnapshot returns a snapshot where user "heavy" holds User on n
+// documents (one record each) and a group of 50 users holds User on n
+// others, and everyone else on few.
+func heavyUserSnapshot(b *testing.B, n int) *Snapshot {
+	b.Helper()
+	p := benchPolicy(1000, 10_000)
+	p.Groups["heavy-team"] = &schema.Group{ID: "heavy-team", Name: "heavy team", Users: []string{"heavy"}}
+	for i := range n {
+		id := fmt.Sprintf("heavy-%06d", i)
+		p.Records[id] = &schema.Record{ID: id, Name: id, Users: []string{"heavy"},
+			Statements: []schema.Statement{{Roles: []string{"User"}, Resources: []string{fmt.Sprintf("documents/heavy/h%06d", (i*7919)%n)}}}}
+		gid := fmt.Sprintf("team-%06d", i)
+		p.Records[gid] = &schema.Record{ID: gid, Name: gid, Groups: []string{"heavy-team"},
+			Statements: []schema.Statement{{Roles: []string{"User"}, Resources: []string{fmt.Sprintf("documents/team/t%06d", i)}}}}
+	}
+	s, err := Build(p, "heavy")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkResourcesHeavyUser asks for the first page (20) of the listing of
+// a user allowed 20,000 resources.
+func BenchmarkResourcesHeavyUser(b *testing.B) {
+	s := heavyUserSnapshot(b, 10_000)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		l, err := s.Resources(ResourceQuery{User: "heavy", Action: "documents:read", Collection: "documents"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(l.Resources)
+	}
+	b.ReportMetric(float64(n), "resources/op")
+}
+
+// BenchmarkResourcesHeavyUserAllPages pages through the whole listing of a
+// user allowed 20,000 resources, 1,000 at a time (one op is all 20 pages).
+func BenchmarkResourcesHeavyUserAllPages(b *testing.B) {
+	s := heavyUserSnapshot(b, 10_000)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n = 0
+		q := ResourceQuery{User: "heavy", Action: "documents:read", Collection: "documents", Limit: MaxListLimit}
+		for {
+			l, err := s.Resources(q)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(l.Resources)
+			if l.Cursor == "" {
+				break
+			}
+			q.Cursor = l.Cursor
+		}
+	}
+	b.ReportMetric(float64(n), "resources/op")
 }

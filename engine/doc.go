@@ -11,7 +11,8 @@
 //   - Check: may user U do action A on resource R (both layers, 2.4 and 2.6)?
 //   - Roles and Permissions: what U holds on R through the record layer (2.4);
 //   - Assignable: may U assign role X on R to others (2.5)?
-//   - Resources: which resources under a collection U may act on;
+//   - Resources: which resources at or below a collection U may act on,
+//     one bounded page at a time;
 //   - Explain: any question with its decision trace.
 //
 // RunTests runs a policy's tests against a snapshot built from it.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestUserIDValidated: every question validates its user ID as the
@@ -41,7 +40,7 @@ func TestUserIDValidated(t *testing.T) {
 			"Roles":       func() error { _, err := s.Roles(c.user, "documents/d1", ""); return err },
 			"Permissions": func() error { _, err := s.Permissions(c.user, "documents/d1", ""); return err },
 			"Resources": func() error {
-				_, err := s.Resources(c.user, "documents:read", "documents", "", time.Time{})
+				_, err := s.Resources(ResourceQuery{User: c.user, Action: "documents:read", Collection: "documents"})
 				return err
 			},
 		}

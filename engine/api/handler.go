@@ -79,14 +79,16 @@ type handler struct {
 	state    atomic.Pointer[snapState]
 }
 
-// NewHandler returns the HTTP API of SPEC section 5 (all of it but
-// /v1/audit), answered from b:
+// NewHandler returns the HTTP API of SPEC section 5 as far as it is built
+// (not yet: /v1/audit and /v1/resources/{resourceUri}/users), answered from
+// b; engine/api/README.md is its reference:
 //
 //	GET  /v1/users/{userId}/resources/{resourceUri}/permissions/{action}  200 or 404 {"allowed","revision"}
 //	GET  /v1/users/{userId}/resources/{resourceUri}/permissions           {"permissions":[{"action","allow","grant","delegate"}],"revision"}
 //	GET  /v1/users/{userId}/resources/{resourceUri}/roles                 {"roles":[...],"revision"}
 //	GET  /v1/users/{userId}/resources/{resourceUri}/assignable/{roleId}   200 or 404 {"allowed","revision"}
-//	GET  /v1/users/{userId}/resources?permission=A&collectionResource=P   {"resources":[{"resourceUri"}],"accessToAllSubResources","revision"}
+//	GET  /v1/users/{userId}/resources?permissions=A&resourceUri=P&limit=N&cursor=K
+//	     {"resources":[{"resourceUri"}],"accessToAllSubResources","pagination":{"next":{"cursor"}}|null,"links":{"self":{"href"}},"revision"}
 //	POST /v1/check     {"checks":[{"userId","resourceUri","action"}],"time"?} → {"revision","results":[{"allowed"}]}
 //	POST /v1/explain   {"userId","resourceUri","action"|"role"|"assign","time"?} → {"allowed","revision","layer","trace"}
 //	GET  /v1/status    Backend.Status
@@ -102,10 +104,10 @@ type handler struct {
 // Errors are {"error":{"code","message"}}: 400 for bad input (codes
 // invalid_json, unknown_field, invalid_path, invalid_user, invalid_resource,
 // invalid_action, invalid_question, unknown_role, invalid_time,
-// invalid_argument, too_many_checks), 403 (forbidden, invalid_signature),
-// 404 (not_found), 405 (method_not_allowed), 409 (min_revision_not_met),
-// 413 (body_too_large), 503 (no_snapshot) and, for a bug only, 500
-// (internal).
+// invalid_argument, invalid_cursor, too_many_checks), 403 (forbidden,
+// invalid_signature), 404 (not_found), 405 (method_not_allowed), 409
+// (min_revision_not_met), 413 (body_too_large), 503 (no_snapshot) and, for
+// a bug only, 500 (internal).
 //
 // NewHandler registers its metrics on opts.Registerer, reusing collectors
 // that an earlier handler registered there; it panics if another collector
