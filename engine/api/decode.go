@@ -15,9 +15,9 @@ import (
 // readBody reads r's whole body, at most MaxBodyBytes, into a buffer of its
 // own that nothing writes to afterwards. A longer body is answered 413
 // (errBodyTooLarge) after drainTooLarge.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 	if r.ContentLength > MaxBodyBytes {
-		return nil, drainTooLarge(w, r, 0)
+		return nil, drainTooLarge(w, r, 0, h.drainTimeout)
 	}
 	size := 512
 	if r.ContentLength >= 0 {
@@ -37,7 +37,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				return nil, drainTooLarge(w, r, int64(len(buf)))
+				return nil, drainTooLarge(w, r, int64(len(buf)), h.drainTimeout)
 			}
 			return nil, badRequest(codeInvalidJSON, "reading the body: "+err.Error())
 		}
@@ -49,14 +49,14 @@ const (
 	// maxDrainBytes bounds the body, read and drained, that a 413 reads to
 	// its end before it is answered.
 	maxDrainBytes = 8 << 20
-	// drainTimeout bounds the time spent draining.
-	drainTimeout = 3 * time.Second
+	// defaultDrainTimeout bounds the time spent draining (handler.drainTimeout).
+	defaultDrainTimeout = 5 * time.Second
 )
 
 // drainTooLarge prepares the 413 of a body over MaxBodyBytes, of which read
 // bytes were read: it reads and discards the rest of the body, as long as
-// the whole is at most maxDrainBytes and for at most drainTimeout, and
-// returns errBodyTooLarge.
+// the whole is at most maxDrainBytes and for at most timeout, and returns
+// errBodyTooLarge.
 //
 // A client that writes its whole body before it reads the answer (Python's
 // urllib does) would otherwise see a connection reset instead of the 413:
@@ -67,7 +67,7 @@ const (
 // request. A body too long to drain, a client too slow, or one that waits
 // for "100 Continue" (nothing of its body was sent) is answered at once and
 // the connection closed.
-func drainTooLarge(w http.ResponseWriter, r *http.Request, read int64) *apiError {
+func drainTooLarge(w http.ResponseWriter, r *http.Request, read int64, timeout time.Duration) *apiError {
 	hdr := w.Header()
 	expectsContinue := read == 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 	if expectsContinue || r.ContentLength > maxDrainBytes {
@@ -75,7 +75,7 @@ func drainTooLarge(w http.ResponseWriter, r *http.Request, read int64) *apiError
 		return errBodyTooLarge
 	}
 	rc := http.NewResponseController(w)
-	if err := rc.SetReadDeadline(time.Now().Add(drainTimeout)); err != nil {
+	if err := rc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		hdr.Set("Connection", "close")
 		return errBodyTooLarge
 	}

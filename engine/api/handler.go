@@ -16,7 +16,7 @@ import (
 )
 
 // MaxBodyBytes bounds the body of every request; a longer one is answered
-// 413, once the rest of it (up to 8 MiB in all, for up to 3 seconds) has
+// 413, once the rest of it (up to 8 MiB in all, for up to 5 seconds) has
 // been read and discarded so that the answer reaches a client that writes
 // its whole body before it reads.
 const MaxBodyBytes = 1 << 20
@@ -77,6 +77,9 @@ type handler struct {
 	mux      *http.ServeMux
 	m        *metrics
 	state    atomic.Pointer[snapState]
+	// drainTimeout bounds the drain of an oversized body (drainTooLarge):
+	// defaultDrainTimeout; tests set their own before serving.
+	drainTimeout time.Duration
 }
 
 // NewHandler returns the HTTP API of SPEC section 5 as far as it is built
@@ -122,6 +125,8 @@ func NewHandler(b Backend, opts Options) http.Handler {
 		includes: opts.RevisionIncludes,
 		mux:      http.NewServeMux(),
 		m:        newMetrics(opts.Registerer),
+
+		drainTimeout: defaultDrainTimeout,
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -223,7 +228,7 @@ func (h *handler) serveReconcile(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		body, e := readBody(w, r)
+		body, e := h.readBody(w, r)
 		if e != nil {
 			e.write(w)
 			return

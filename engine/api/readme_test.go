@@ -261,6 +261,7 @@ func readmeServer(t *testing.T) *httptest.Server {
 // block that follows it: the JSON body and, after curl -i, the status and
 // each header shown. The served revision reads "…" in the README.
 func TestREADMEExamples(t *testing.T) {
+	t.Parallel() // the 409 example waits 2 s
 	blocks := readmeBlocks(t)
 	srv := readmeServer(t)
 	client := &http.Client{Timeout: 10 * time.Second}
