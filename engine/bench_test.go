@@ -2,10 +2,10 @@ package engine
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/charter-policy/charter/schema"
 	"github.com/charter-policy/charter/schema/change"
@@ -254,7 +254,7 @@ func BenchmarkResources(b *testing.B) {
 	i := 0
 	n := 0
 	for b.Loop() {
-		l, err := s.Resources(fmt.Sprintf("user-%05d", (i*37)%benchUsers), "documents:read", "documents", "", time.Time{})
+		l, err := s.Resources(ResourceQuery{User: fmt.Sprintf("user-%05d", (i*37)%benchUsers), Action: "documents:read", Collection: "documents"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -262,4 +262,124 @@ func BenchmarkResources(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(n)/float64(i), "resources/op")
+}
+
+// serverPolicy returns a policy with one resource server of n resources:
+// every tenth a group "items/gNNNN" and the others below their group
+// ("items/gNNNN/rNNNNN"), so that patterns cover one another, plus a
+// wildcard resource; with a role, a record and two permissions.
+func serverPolicy(n int) *schema.PolicySet {
+	p := schema.NewPolicySet()
+	pos := func(line int) schema.Pos { return schema.Pos{File: "big.cue", Line: line} }
+	p.Roles["Reader"] = &schema.Role{ID: "Reader", Name: "Reader", Permissions: []schema.RolePermission{{Action: "read", Allow: true}}, Pos: pos(1)}
+	p.Records["readers"] = &schema.Record{ID: "readers", Name: "readers", Users: []string{"ann"},
+		Statements: []schema.Statement{{Roles: []string{"Reader"}, Resources: []string{"items"}, Pos: pos(3)}}, Pos: pos(2)}
+	srv := &schema.ResourceServer{ID: "big", Name: "big", DecisionStrategy: "affirmative", EnforcementMode: "enforcing",
+		Scopes: []string{"read", "write"}, Pos: pos(10),
+		Resources: map[string]*schema.Resource{}, Policies: map[string]*schema.AuthzPolicy{}, Permissions: map[string]*schema.Permission{}}
+	for i := range n {
+		id := fmt.Sprintf("r%05d", i)
+		uri := fmt.Sprintf("items/g%04d", i/10)
+		if i%10 != 0 {
+			uri += "/" + id
+		}
+		srv.Resources[id] = &schema.Resource{ID: id, Name: id, Type: "item", URIs: []string{uri}, Pos: pos(100 + i)}
+	}
+	srv.Resources["archive"] = &schema.Resource{ID: "archive", Name: "archive", URIs: []string{"items/*/archive"}, Pos: pos(11)}
+	srv.Policies["readers"] = &schema.AuthzPolicy{ID: "readers", Name: "readers", Type: "role", Roles: []string{"Reader"}, Logic: "positive", Pos: pos(12)}
+	srv.Permissions["read"] = &schema.Permission{ID: "read", Name: "read", Type: "scope", Scopes: []string{"read"}, Policies: []string{"readers"}, Logic: "positive", Pos: pos(13)}
+	srv.Permissions["items"] = &schema.Permission{ID: "items", Name: "items", Type: "resource", ResourceType: "item", Policies: []string{"readers"}, Logic: "positive", Pos: pos(14)}
+	p.ResourceServers[srv.ID] = srv
+	return p
+}
+
+// BenchmarkApplyServer10kResources applies a change of one resource of a
+// resource server with 10,000 resources: the server is recompiled and its
+// URI table rewritten.
+func BenchmarkApplyServer10kResources(b *testing.B) {
+	p := serverPolicy(10_000)
+	s, err := Build(p, "one")
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := schema.NewPolicySet()
+	q.Roles, q.Records = p.Roles, p.Records
+	srv := *p.ResourceServers["big"]
+	srv.Resources = maps.Clone(srv.Resources)
+	res := *srv.Resources["r00042"]
+	res.Scopes = []string{"read"}
+	srv.Resources["r00042"] = &res
+	q.ResourceServers["big"] = &srv
+	d := change.Between(p, q)
+	if len(d.ResourceServers.Changed) != 1 {
+		b.Fatalf("diff: %+v", d.ResourceServers)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Apply(d, "two"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// heavyUserSnapshot returns a snapshot where user "heavy" holds User on n
+// documents (one record each) and a group of 50 users holds User on n
+// others, and everyone else on few.
+func heavyUserSnapshot(b *testing.B, n int) *Snapshot {
+	b.Helper()
+	p := benchPolicy(1000, 10_000)
+	p.Groups["heavy-team"] = &schema.Group{ID: "heavy-team", Name: "heavy team", Users: []string{"heavy"}}
+	for i := range n {
+		id := fmt.Sprintf("heavy-%06d", i)
+		p.Records[id] = &schema.Record{ID: id, Name: id, Users: []string{"heavy"},
+			Statements: []schema.Statement{{Roles: []string{"User"}, Resources: []string{fmt.Sprintf("documents/heavy/h%06d", (i*7919)%n)}}}}
+		gid := fmt.Sprintf("team-%06d", i)
+		p.Records[gid] = &schema.Record{ID: gid, Name: gid, Groups: []string{"heavy-team"},
+			Statements: []schema.Statement{{Roles: []string{"User"}, Resources: []string{fmt.Sprintf("documents/team/t%06d", i)}}}}
+	}
+	s, err := Build(p, "heavy")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkResourcesHeavyUser asks for the first page (20) of the listing of
+// a user allowed 20,000 resources.
+func BenchmarkResourcesHeavyUser(b *testing.B) {
+	s := heavyUserSnapshot(b, 10_000)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		l, err := s.Resources(ResourceQuery{User: "heavy", Action: "documents:read", Collection: "documents"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(l.Resources)
+	}
+	b.ReportMetric(float64(n), "resources/op")
+}
+
+// BenchmarkResourcesHeavyUserAllPages pages through the whole listing of a
+// user allowed 20,000 resources, 1,000 at a time (one op is all 20 pages).
+func BenchmarkResourcesHeavyUserAllPages(b *testing.B) {
+	s := heavyUserSnapshot(b, 10_000)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n = 0
+		q := ResourceQuery{User: "heavy", Action: "documents:read", Collection: "documents", Limit: MaxListLimit}
+		for {
+			l, err := s.Resources(q)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(l.Resources)
+			if l.Cursor == "" {
+				break
+			}
+			q.Cursor = l.Cursor
+		}
+	}
+	b.ReportMetric(float64(n), "resources/op")
 }

@@ -43,7 +43,7 @@ func TestConcurrentReaders(t *testing.T) {
 					t.Errorf("reader: %+v %v, want allowed %t", d, err, want[i])
 					return
 				}
-				if _, err := s1.Resources("alice", "documents:read", "documents", "", mustTime("2026-01-01T00:00:00Z")); err != nil {
+				if _, err := s1.Resources(ResourceQuery{User: "alice", Action: "documents:read", Collection: "documents", Time: mustTime("2026-01-01T00:00:00Z")}); err != nil {
 					t.Error(err)
 					return
 				}

@@ -184,7 +184,7 @@ func TestHashCollisions(t *testing.T) {
 		if err != nil || d.Allowed != want {
 			t.Errorf("%s: allowed %t, %v; want %t", user, d.Allowed, err, want)
 		}
-		l, err := forged.Resources(user, "documents:read", "documents", "", mustTime("2026-01-01T00:00:00Z"))
+		l, err := forged.Resources(ResourceQuery{User: user, Action: "documents:read", Collection: "documents", Time: mustTime("2026-01-01T00:00:00Z")})
 		if err != nil || (len(l.Resources) == 1) != want {
 			t.Errorf("%s: resources %v, %v", user, l.Resources, err)
 		}

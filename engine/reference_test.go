@@ -1,7 +1,7 @@
 package engine
 
 // A deliberately naive reference evaluator of SPEC section 2: direct loops
-// over schema.Policy with its own string matching, no memdb, no compiled
+// over schema.PolicySet with its own string matching, no memdb, no compiled
 // tables. It shares no code with the engine, so that the differential
 // tests compare two independent readings of the SPEC.
 
@@ -140,6 +140,8 @@ func refRoles(p *schema.PolicySet, user, uri, env string) []string {
 	return out
 }
 
+// refEntries merges the entries per action (lower case, without ":*") and
+// shows each as declared; of two spellings, the smaller string (SPEC 5).
 func refEntries(p *schema.PolicySet, user, uri, env string) []Entry {
 	merged := map[string]*Entry{}
 	for _, id := range refRoles(p, user, uri, env) {
@@ -151,19 +153,26 @@ func refEntries(p *schema.PolicySet, user, uri, env string) []Entry {
 			a := strings.TrimSuffix(strings.ToLower(rp.Action), ":*")
 			e := merged[a]
 			if e == nil {
-				e = &Entry{Action: a}
+				e = &Entry{Action: rp.Action}
 				merged[a] = e
+			}
+			if rp.Action < e.Action {
+				e.Action = rp.Action
 			}
 			e.Allow = e.Allow || rp.Allow
 			e.Grant = e.Grant || rp.Grant
 			e.Delegate = e.Delegate || rp.Delegate
 		}
 	}
-	var out []Entry
-	for _, e := range merged {
-		out = append(out, *e)
+	var keys []string
+	for a := range merged {
+		keys = append(keys, a)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Action < out[j].Action })
+	sort.Strings(keys)
+	var out []Entry
+	for _, a := range keys {
+		out = append(out, *merged[a])
+	}
 	return out
 }
 

@@ -339,10 +339,3 @@ func arithmetic(strategy string, grants, denies int, ok bool) string {
 func arithmeticGrant(strategy string, grants, denies int, ok bool) string {
 	return fmt.Sprintf("%s %d grant / %d deny: %s", strategy, grants, denies, grantDeny(ok))
 }
-
-func (t *tracer) stepsOrNil() []Step {
-	if t == nil {
-		return nil
-	}
-	return t.steps
-}

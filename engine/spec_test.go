@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -133,6 +134,11 @@ func specCases() []specCase {
 		{name: "2.4 a role question about an unknown role is a bad request", p: docs("User"), q: askRole("alice", "documents", "Ghost"), want: "error"},
 		{name: "2.4 the roles U holds on R: all statements, user and group", p: std().rec("r", "bob", stmt("User", "documents")).rec("s", "g:g1", stmt("Editor", "documents/d1")).p, q: Question{User: "bob", Resource: "documents/d1"}, kind: "roles", want: "Editor User"},
 		{name: "2.4 the entries U holds on R are merged per action with allow/grant/delegate OR-ed", p: std().rec("r", "alice", stmt("User,NoAllow,Editor", "documents")).p, q: Question{User: "alice", Resource: "documents/d1"}, kind: "perms", want: "documents:read=agd? documents:read:allow,grant documents:write:allow"},
+		{name: "2.4 an entry is listed as its role declares it (SPEC 5): documents:* stays documents:*", p: docs("DocStar"), q: Question{User: "alice", Resource: "documents/d1"}, kind: "perms", want: "declared? documents:*:allow"},
+		{name: "2.4 an entry is listed as its role declares it (SPEC 5): Documents:READ keeps its case", p: docs("Upper"), q: Question{User: "alice", Resource: "documents/d1"}, kind: "perms", want: "declared? Documents:READ:allow"},
+		{name: "2.4 two spellings of one action merge under the smallest declared one: documents before documents:*", p: std().rec("r", "alice", stmt("DocStar,Admin", "documents")).p, q: Question{User: "alice", Resource: "documents/d1"}, kind: "perms", want: "merged? documents:allow,delegate"},
+		{name: "2.4 two spellings of one action merge under the smallest declared one: Documents:READ before documents:read", p: std().rec("r", "alice", stmt("User,Upper,Editor", "documents")).p, q: Question{User: "alice", Resource: "documents/d1"}, kind: "perms", want: "merged? Documents:READ:allow,grant documents:write:allow"},
+		{name: "2.4 entries are sorted by the action they stand for, not by their spelling", p: std().role("Shout", "Reports:VIEW").rec("r", "alice", stmt("Shout,Upper,Writer", "documents")).p, q: Question{User: "alice", Resource: "documents/d1"}, kind: "perms", want: "sorted? Documents:READ:allow documents:write:allow,grant Reports:VIEW:allow"},
 
 		// 2.5 Grant and delegate
 		{name: "2.5 an Editor (documents:read with grant) may assign User", p: docs("Editor"), q: askAssign("alice", "documents/d1", "User"), want: "allow"},
@@ -485,8 +491,12 @@ func listAnswer(s *Snapshot, c specCase) (out string, ok bool) {
 		entries, err = s.Permissions(c.q.User, c.q.Resource, c.q.Environment)
 		out = renderEntries(entries)
 	case "resources":
+		// Paged through, 1 to 3 at a time: the pages together must be the
+		// whole listing.
+		limit := 1 + len(c.q.User+c.q.Resource+c.q.Action)%3
+		q := ResourceQuery{User: c.q.User, Action: c.q.Action, Collection: c.q.Resource, Environment: c.q.Environment, Time: c.q.Time}
 		var l ResourceList
-		l, err = s.Resources(c.q.User, c.q.Action, c.q.Resource, c.q.Environment, c.q.Time)
+		l, err = listAll(s, q, limit)
 		out = renderList(l)
 	default:
 		return "", false
@@ -495,6 +505,43 @@ func listAnswer(s *Snapshot, c specCase) (out string, ok bool) {
 		return "error", true
 	}
 	return out, true
+}
+
+// listAll asks for every page of a listing, limit at a time, and returns
+// them joined; it fails when a page breaks the paging rules: at most limit
+// resources, exactly limit when a cursor follows, each page sorted after
+// the one before, the same accessToAllSubResources on every page.
+func listAll(s *Snapshot, q ResourceQuery, limit int) (ResourceList, error) {
+	q.Limit = limit
+	var all ResourceList
+	for page := 0; ; page++ {
+		l, err := s.Resources(q)
+		if err != nil {
+			return ResourceList{}, err
+		}
+		switch {
+		case len(l.Resources) > limit || (l.Cursor != "" && len(l.Resources) != limit):
+			return ResourceList{}, fmt.Errorf("page %d: %d resources and cursor %q with limit %d", page, len(l.Resources), l.Cursor, limit)
+		case page > 0 && l.AccessToAllSubResources != all.AccessToAllSubResources:
+			return ResourceList{}, fmt.Errorf("page %d: accessToAllSubResources changed", page)
+		case page > 0 && len(l.Resources) == 0:
+			return ResourceList{}, fmt.Errorf("page %d: empty page after a cursor", page)
+		}
+		for _, r := range l.Resources {
+			if n := len(all.Resources); n > 0 && all.Resources[n-1] >= r {
+				return ResourceList{}, fmt.Errorf("page %d: %q after %q", page, r, all.Resources[n-1])
+			}
+			all.Resources = append(all.Resources, r)
+		}
+		all.AccessToAllSubResources, all.Revision = l.AccessToAllSubResources, l.Revision
+		if l.Cursor == "" {
+			return all, nil
+		}
+		if page > len(all.Resources) {
+			return ResourceList{}, errors.New("paging does not end")
+		}
+		q.Cursor = l.Cursor
+	}
 }
 
 func renderEntries(entries []Entry) string {

@@ -102,3 +102,10 @@ func (s Step) String() string {
 	}
 	return b.String()
 }
+
+func (t *tracer) stepsOrNil() []Step {
+	if t == nil {
+		return nil
+	}
+	return t.steps
+}

@@ -112,7 +112,7 @@ var errBodyTooLarge = &apiError{Status: http.StatusRequestEntityTooLarge, Code: 
 // (one bad check fails the request with 400 naming its index).
 func (h *handler) serveBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	body, e := readBody(w, r)
+	body, e := h.readBody(w, r)
 	if e != nil {
 		h.fail(w, epBatch, e, start)
 		return
@@ -169,7 +169,7 @@ func (h *handler) serveBatch(w http.ResponseWriter, r *http.Request) {
 // decision trace.
 func (h *handler) serveExplain(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	body, e := readBody(w, r)
+	body, e := h.readBody(w, r)
 	if e != nil {
 		h.fail(w, epExplain, e, start)
 		return

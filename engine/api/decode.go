@@ -6,15 +6,18 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 	"unicode/utf8"
 	"unsafe"
 )
 
 // readBody reads r's whole body, at most MaxBodyBytes, into a buffer of its
-// own that nothing writes to afterwards.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+// own that nothing writes to afterwards. A longer body is answered 413
+// (errBodyTooLarge) after drainTooLarge.
+func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 	if r.ContentLength > MaxBodyBytes {
-		return nil, errBodyTooLarge
+		return nil, drainTooLarge(w, r, 0, h.drainTimeout)
 	}
 	size := 512
 	if r.ContentLength >= 0 {
@@ -34,11 +37,57 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				return nil, errBodyTooLarge
+				return nil, drainTooLarge(w, r, int64(len(buf)), h.drainTimeout)
 			}
 			return nil, badRequest(codeInvalidJSON, "reading the body: "+err.Error())
 		}
 	}
+}
+
+// Bounds of drainTooLarge.
+const (
+	// maxDrainBytes bounds the body, read and drained, that a 413 reads to
+	// its end before it is answered.
+	maxDrainBytes = 8 << 20
+	// defaultDrainTimeout bounds the time spent draining (handler.drainTimeout).
+	defaultDrainTimeout = 5 * time.Second
+)
+
+// drainTooLarge prepares the 413 of a body over MaxBodyBytes, of which read
+// bytes were read: it reads and discards the rest of the body, as long as
+// the whole is at most maxDrainBytes and for at most timeout, and returns
+// errBodyTooLarge.
+//
+// A client that writes its whole body before it reads the answer (Python's
+// urllib does) would otherwise see a connection reset instead of the 413:
+// closing a TCP connection whose received data was not read makes the
+// kernel send a reset, and a client still writing then fails with "broken
+// pipe" or "connection reset" before it reads anything. When the body is
+// read to its end, the connection closes cleanly or stays open for the next
+// request. A body too long to drain, a client too slow, or one that waits
+// for "100 Continue" (nothing of its body was sent) is answered at once and
+// the connection closed.
+func drainTooLarge(w http.ResponseWriter, r *http.Request, read int64, timeout time.Duration) *apiError {
+	hdr := w.Header()
+	expectsContinue := read == 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue")
+	if expectsContinue || r.ContentLength > maxDrainBytes {
+		hdr.Set("Connection", "close")
+		return errBodyTooLarge
+	}
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		hdr.Set("Connection", "close")
+		return errBodyTooLarge
+	}
+	budget := maxDrainBytes - read
+	n, err := io.CopyN(io.Discard, r.Body, budget+1)
+	if errors.Is(err, io.EOF) && n <= budget {
+		// The whole body is read: nothing left to reset the connection.
+		_ = rc.SetReadDeadline(time.Time{})
+		return errBodyTooLarge
+	}
+	hdr.Set("Connection", "close")
+	return errBodyTooLarge
 }
 
 // jsonDecoder decodes the request bodies of the API without reflection:

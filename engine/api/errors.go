@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -21,6 +22,7 @@ const (
 	codeUnknownRole      = "unknown_role"
 	codeInvalidTime      = "invalid_time"
 	codeInvalidArgument  = "invalid_argument"
+	codeInvalidCursor    = "invalid_cursor"
 	codeTooManyChecks    = "too_many_checks"
 	codeForbidden        = "forbidden"
 	codeInvalidSignature = "invalid_signature"
@@ -58,15 +60,18 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 
 func (e *apiError) write(w http.ResponseWriter) { writeError(w, e.Status, e.Code, e.Message) }
 
-// writeJSON answers v as JSON with status. The values encoded here cannot
-// fail to encode; should one, the client gets a 500 rather than half a body.
+// writeJSON answers v as JSON with status, "<", ">" and "&" as they are
+// (the answers are JSON, not HTML). The values encoded here cannot fail to
+// encode; should one, the client gets a 500 rather than half a body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		body = []byte(`{"error":{"code":"internal","message":"encoding the response failed"}}`)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil { // Encode ends the value with "\n"
+		writeBody(w, http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"encoding the response failed"}}`+"\n"))
+		return
 	}
-	writeBody(w, status, append(body, '\n'))
+	writeBody(w, status, buf.Bytes())
 }
 
 // writeBody answers a JSON body with status.
@@ -89,10 +94,16 @@ func questionError(err error) *apiError {
 	switch {
 	case errors.Is(err, engine.ErrUnknownRole):
 		code = codeUnknownRole
+	case qe.Arg == "user":
+		code = codeInvalidUser
 	case qe.Arg == "resource" || qe.Arg == "collection":
 		code = codeInvalidResource
 	case qe.Arg == "action":
 		code = codeInvalidAction
+	case qe.Arg == "cursor":
+		code = codeInvalidCursor
+	case qe.Arg == "limit":
+		code = codeInvalidArgument
 	case qe.Arg == "role" || qe.Arg == "assign":
 		code = codeUnknownRole
 	}

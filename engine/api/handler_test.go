@@ -147,17 +147,38 @@ func TestRoutes(t *testing.T) {
 		{name: "assignable no", path: userPath("bob", "documents/d1", "assignable", "Editor"), status: 404, want: deny, decided: true},
 		{name: "assignable unknown role", path: userPath("bob", "documents/d1", "assignable", "Nope"), status: 400, code: codeUnknownRole},
 		{name: "resources", path: "/v1/users/carol/resources?permission=documents:read&collectionResource=documents", status: 200, decided: true,
-			want: `{"resources":[{"resourceUri":"documents/d1"},{"resourceUri":"documents/d2"}],"accessToAllSubResources":false,"revision":"rev1"}`},
+			want: `{"resources":[{"resourceUri":"documents/d1"},{"resourceUri":"documents/d2"}],"accessToAllSubResources":false,"pagination":null,"links":{"self":{"href":"/v1/users/carol/resources?permission=documents:read&collectionResource=documents"}},"revision":"rev1"}`},
 		{name: "resources all", path: "/v1/users/bob/resources?permission=documents:read&collectionResource=documents", status: 200, decided: true,
-			want: `{"resources":[{"resourceUri":"documents"}],"accessToAllSubResources":true,"revision":"rev1"}`},
+			want: `{"resources":[{"resourceUri":"documents"}],"accessToAllSubResources":true,"pagination":null,"links":{"self":{"href":"/v1/users/bob/resources?permission=documents:read&collectionResource=documents"}},"revision":"rev1"}`},
 		{name: "resources pattern", path: "/v1/users/fiona/resources?permission=org:invoices:read&collectionResource=organizations", status: 200, decided: true,
-			want: `{"resources":[{"resourceUri":"organizations/*/invoices"}],"accessToAllSubResources":false,"revision":"rev1"}`},
+			want: `{"resources":[{"resourceUri":"organizations/*/invoices"}],"accessToAllSubResources":false,"pagination":null,"links":{"self":{"href":"/v1/users/fiona/resources?permission=org:invoices:read&collectionResource=organizations"}},"revision":"rev1"}`},
 		{name: "resources none", path: "/v1/users/nobody/resources?permission=documents:read&collectionResource=documents", status: 200, decided: true,
-			want: `{"resources":[],"accessToAllSubResources":false,"revision":"rev1"}`},
+			want: `{"resources":[],"accessToAllSubResources":false,"pagination":null,"links":{"self":{"href":"/v1/users/nobody/resources?permission=documents:read&collectionResource=documents"}},"revision":"rev1"}`},
 		{name: "resources no permission", path: "/v1/users/bob/resources?collectionResource=documents", status: 400, code: codeInvalidArgument},
 		{name: "resources no collection", path: "/v1/users/bob/resources?permission=documents:read", status: 400, code: codeInvalidArgument},
 		{name: "resources wildcard", path: "/v1/users/bob/resources?permission=documents:*&collectionResource=documents", status: 400, code: codeInvalidAction},
 		{name: "resources bad query", path: "/v1/users/bob/resources?permission=%zz", status: 400, code: codeInvalidArgument},
+		{name: "resources Authress names", path: "/v1/users/carol/resources?permissions=documents:read&resourceUri=documents", status: 200, decided: true,
+			want: `{"resources":[{"resourceUri":"documents/d1"},{"resourceUri":"documents/d2"}],"accessToAllSubResources":false,"pagination":null,` +
+				`"links":{"self":{"href":"/v1/users/carol/resources?permissions=documents:read&resourceUri=documents"}},"revision":"rev1"}`},
+		{name: "resources limit 1", path: "/v1/users/carol/resources?permissions=documents:read&resourceUri=documents&limit=1", status: 200, decided: true,
+			want: `{"resources":[{"resourceUri":"documents/d1"}],"accessToAllSubResources":false,"pagination":{"next":{"cursor":"ZG9jdW1lbnRzL2Qx"}},` +
+				`"links":{"self":{"href":"/v1/users/carol/resources?permissions=documents:read&resourceUri=documents&limit=1"}},"revision":"rev1"}`},
+		{name: "resources cursor", path: "/v1/users/carol/resources?permissions=documents:read&resourceUri=documents&limit=1&cursor=ZG9jdW1lbnRzL2Qx", status: 200, decided: true,
+			want: `{"resources":[{"resourceUri":"documents/d2"}],"accessToAllSubResources":false,"pagination":null,` +
+				`"links":{"self":{"href":"/v1/users/carol/resources?permissions=documents:read&resourceUri=documents&limit=1&cursor=ZG9jdW1lbnRzL2Qx"}},"revision":"rev1"}`},
+		{name: "resources limit 1000", path: "/v1/users/carol/resources?permission=documents:read&collectionResource=documents&limit=1000", status: 200, decided: true},
+		{name: "resources limit 1001", path: "/v1/users/carol/resources?permission=documents:read&collectionResource=documents&limit=1001", status: 400, code: codeInvalidArgument},
+		{name: "resources limit 0", path: "/v1/users/carol/resources?permission=documents:read&collectionResource=documents&limit=0", status: 400, code: codeInvalidArgument},
+		{name: "resources limit -1", path: "/v1/users/carol/resources?permission=documents:read&collectionResource=documents&limit=-1", status: 400, code: codeInvalidArgument},
+		{name: "resources limit not a number", path: "/v1/users/carol/resources?permission=documents:read&collectionResource=documents&limit=ten", status: 400, code: codeInvalidArgument},
+		{name: "resources limit empty", path: "/v1/users/carol/resources?permission=documents:read&collectionResource=documents&limit=", status: 200, decided: true},
+		{name: "resources cursor not base64", path: "/v1/users/carol/resources?permission=documents:read&collectionResource=documents&cursor=%25%25", status: 400, code: codeInvalidCursor},
+		{name: "resources cursor of another collection", path: "/v1/users/carol/resources?permission=documents:read&collectionResource=documents&cursor=cmVwb3J0cw", status: 400, code: codeInvalidCursor},
+		{name: "resources both names", path: "/v1/users/carol/resources?permission=documents:read&permissions=documents:read&collectionResource=documents", status: 400, code: codeInvalidArgument},
+		{name: "resources repeated", path: "/v1/users/carol/resources?permission=documents:read&collectionResource=documents&collectionResource=reports", status: 400, code: codeInvalidArgument},
+		{name: "resources repeated limit", path: "/v1/users/carol/resources?permission=documents:read&collectionResource=documents&limit=1&limit=2", status: 400, code: codeInvalidArgument},
+		{name: "resources bad user", path: "/v1/users/bo%01b/resources?permission=documents:read&collectionResource=documents", status: 400, code: codeInvalidUser},
 
 		// Batch check.
 		{name: "batch", method: "POST", path: "/v1/check", status: 200, decided: true,
@@ -293,6 +314,40 @@ func TestExplain(t *testing.T) {
 	}
 }
 
+// TestPermissionsAsDeclared: GET .../permissions shows each entry's action
+// as the role declares it (SPEC 5): "records:*" stays "records:*", and of two
+// spellings of one action the smaller string stands for both.
+func TestPermissionsAsDeclared(t *testing.T) {
+	dir := t.TempDir()
+	const policy = `package policies
+
+roles: {
+	Clerk: {name: "Clerk", permissions: [{action: "records:*"}, {action: "Reports:Read", grant: true}]}
+	Auditor: {name: "Auditor", permissions: [{action: "reports:read", delegate: true}]}
+}
+records: desk: {
+	name: "Desk"
+	users: ["ann"]
+	statements: [{roles: ["Clerk", "Auditor"], resources: ["files"]}]
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "p.cue"), []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := startServer(t, NewHandler(newBackend(snapshotOf(t, os.DirFS(dir), "decl")), Options{}))
+	resp := do(t, base, http.MethodGet, userPath("ann", "files/f1", "permissions"), nil, nil)
+	want := `{"permissions":[` +
+		`{"action":"records:*","allow":true,"grant":false,"delegate":false},` +
+		`{"action":"Reports:Read","allow":true,"grant":true,"delegate":true}],"revision":"decl"}`
+	if resp.status != 200 || !jsonEqual(resp.body, []byte(want)) {
+		t.Errorf("GET permissions: %d %s\nwant %s", resp.status, resp.body, want)
+	}
+	resp = do(t, base, http.MethodPost, "/v1/explain", []byte(`{"userId":"ann","resourceUri":"files/f1","action":"records:read"}`), nil)
+	if resp.status != 200 || !bytes.Contains(resp.body, []byte(`"detail":"entry records:* matches records:read with allow: true"`)) {
+		t.Errorf("POST /v1/explain does not show the declared action: %d %s", resp.status, resp.body)
+	}
+}
+
 // TestResourceURIRoundTrip: a resource URI and a user ID arrive as one
 // escaped path segment each and reach the engine exactly as sent.
 func TestResourceURIRoundTrip(t *testing.T) {
@@ -343,7 +398,8 @@ records: {
 	}
 	// The listing names the URI exactly, and takes the collection escaped in the query.
 	resp := do(t, base, http.MethodGet, "/v1/users/a%20b/resources?permission=docs:read&collectionResource="+url.QueryEscape("docs/ü ñ"), nil, nil)
-	want := `{"resources":[{"resourceUri":"docs/ü ñ/100%/a+b/%41/x?y#z"}],"accessToAllSubResources":false,"revision":"rt"}`
+	want := `{"resources":[{"resourceUri":"docs/ü ñ/100%/a+b/%41/x?y#z"}],"accessToAllSubResources":false,"pagination":null,` +
+		`"links":{"self":{"href":"/v1/users/a%20b/resources?permission=docs:read&collectionResource=docs%2F%C3%BC+%C3%B1"}},"revision":"rt"}`
 	if resp.status != 200 || !jsonEqual(resp.body, []byte(want)) {
 		t.Errorf("listing: %d %s", resp.status, resp.body)
 	}
@@ -358,6 +414,7 @@ func TestNoSnapshotYet(t *testing.T) {
 		{name: "roles", path: userPath("alice", "documents/d1", "roles"), status: 503, code: codeNoSnapshot},
 		{name: "assignable", path: userPath("alice", "documents/d1", "assignable", "User"), status: 503, code: codeNoSnapshot},
 		{name: "resources", path: "/v1/users/alice/resources?permission=documents:read&collectionResource=documents", status: 503, code: codeNoSnapshot},
+		{name: "resources bad limit", path: "/v1/users/alice/resources?permission=documents:read&collectionResource=documents&limit=1001", status: 400, code: codeInvalidArgument},
 		{name: "batch", method: "POST", path: "/v1/check", body: `{"checks":[]}`, status: 503, code: codeNoSnapshot},
 		{name: "explain", method: "POST", path: "/v1/explain", body: `{"userId":"a","resourceUri":"b","action":"c"}`, status: 503, code: codeNoSnapshot},
 		{name: "readyz", path: "/readyz", status: 503, code: codeNoSnapshot},
@@ -776,5 +833,78 @@ func TestSplitPath(t *testing.T) {
 		if e != nil || n != 5 || segs[2] != "x" || segs[4] != "y" {
 			t.Errorf("RawPath %q: %d %v %q", raw, n, e, segs)
 		}
+	}
+}
+
+// TestResourcesPaging pages through listings over HTTP, 1 to 3 at a time,
+// following pagination.next.cursor, and compares the pages joined with the
+// engine's whole listing (one page of MaxListLimit): nothing lost, nothing
+// repeated, never more than limit.
+func TestResourcesPaging(t *testing.T) {
+	s := exampleSnapshot(t, "rev1")
+	base := startServer(t, NewHandler(newBackend(s), Options{}))
+	users := []string{"alice", "bob", "carol", "dave", "fiona", "amara", "nina", "paula", "quinn", "sam", "tina", "stan", "nobody"}
+	colls := []string{"documents", "organizations", "hospitals", "hospitals/h1", "acme"}
+	actions := []string{"documents:read", "documents:update", "org:invoices:read", "patients:read", "read", "audit-trail:read"}
+	listed := 0
+	for _, u := range users {
+		for _, c := range colls {
+			for _, a := range actions {
+				want, err := s.Resources(engine.ResourceQuery{User: u, Action: a, Collection: c, Limit: engine.MaxListLimit})
+				if err != nil || want.Cursor != "" {
+					t.Fatalf("%s %s %s: %v", u, c, a, err)
+				}
+				limit := 1 + len(u+c+a)%3
+				var got []string
+				cursor := ""
+				for page := 0; ; page++ {
+					path := "/v1/users/" + url.PathEscape(u) + "/resources?permissions=" + url.QueryEscape(a) +
+						"&resourceUri=" + url.QueryEscape(c) + "&limit=" + fmt.Sprint(limit)
+					if cursor != "" {
+						path += "&cursor=" + url.QueryEscape(cursor)
+					}
+					resp := do(t, base, http.MethodGet, path, nil, nil)
+					var body struct {
+						Resources []struct {
+							ResourceURI string `json:"resourceUri"`
+						} `json:"resources"`
+						Access     bool `json:"accessToAllSubResources"`
+						Pagination *struct {
+							Next struct {
+								Cursor string `json:"cursor"`
+							} `json:"next"`
+						} `json:"pagination"`
+						Links struct {
+							Self struct {
+								Href string `json:"href"`
+							} `json:"self"`
+						} `json:"links"`
+					}
+					if resp.status != 200 || json.Unmarshal(resp.body, &body) != nil {
+						t.Fatalf("GET %s: %d %s", path, resp.status, resp.body)
+					}
+					if len(body.Resources) > limit || (body.Pagination != nil && len(body.Resources) != limit) || body.Links.Self.Href != path || body.Access != want.AccessToAllSubResources {
+						t.Fatalf("GET %s: page breaks the rules: %s", path, resp.body)
+					}
+					for _, r := range body.Resources {
+						got = append(got, r.ResourceURI)
+					}
+					if body.Pagination == nil {
+						break
+					}
+					cursor = body.Pagination.Next.Cursor
+					if page > 100 {
+						t.Fatalf("%s %s %s: paging does not end", u, c, a)
+					}
+				}
+				if strings.Join(got, " ") != strings.Join(want.Resources, " ") {
+					t.Errorf("%s %s %s by %d: pages hold %q, the whole listing %q", u, c, a, limit, got, want.Resources)
+				}
+				listed += len(got)
+			}
+		}
+	}
+	if listed < 20 {
+		t.Errorf("only %d resources listed in all: the cases do not exercise paging", listed)
 	}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -11,9 +12,6 @@ import (
 )
 
 const usersPrefix = "/v1/users/"
-
-// maxUserRunes bounds a user ID (the schema's #UserID).
-const maxUserRunes = 256
 
 // serveUsers routes /v1/users/{userId}/resources[/{resourceUri}/...] by
 // the escaped path, so that a segment holding "%2F" stays one segment.
@@ -173,24 +171,11 @@ func checkPathSegments(segs []string) *apiError {
 	return nil
 }
 
-// checkUser validates a user ID as the schema's #UserID does: 1 to 256
-// characters of valid UTF-8, none of them a control character below 0x20.
+// checkUser validates a user ID as the engine does (engine.CheckUserID,
+// the schema's #UserID), before any snapshot is needed.
 func checkUser(u string) *apiError {
-	if u == "" {
-		return badRequest(codeInvalidUser, "userId is empty")
-	}
-	if !utf8.ValidString(u) {
-		return badRequest(codeInvalidUser, "userId is not valid UTF-8")
-	}
-	n := 0
-	for _, c := range u {
-		if c < 0x20 {
-			return badRequest(codeInvalidUser, "userId holds a control character")
-		}
-		n++
-	}
-	if n > maxUserRunes {
-		return badRequest(codeInvalidUser, "userId is longer than 256 characters")
+	if err := engine.CheckUserID(u); err != nil {
+		return badRequest(codeInvalidUser, err.Error())
 	}
 	return nil
 }
@@ -284,39 +269,101 @@ type resourceRef struct {
 	ResourceURI string `json:"resourceUri"`
 }
 
+// resourcesBody is the answer of the resource listing.
 type resourcesBody struct {
 	Resources               []resourceRef `json:"resources"`
 	AccessToAllSubResources bool          `json:"accessToAllSubResources"`
-	Revision                string        `json:"revision"`
+	// Pagination is null on the last page.
+	Pagination *pagination `json:"pagination"`
+	Links      links       `json:"links"`
+	Revision   string      `json:"revision"`
 }
 
-// serveResources answers GET /v1/users/{userId}/resources?permission=A&collectionResource=P.
-// Both parameters are required. It counts as "allow" when the user may act
-// on the collection or on anything listed.
+type pagination struct {
+	Next cursorRef `json:"next"`
+}
+
+type cursorRef struct {
+	Cursor string `json:"cursor"`
+}
+
+type links struct {
+	Self link `json:"self"`
+}
+
+type link struct {
+	Href string `json:"href"`
+}
+
+// Query parameters of the resource listing. Each has the Authress name and
+// the name charter answered first; either may be given, not both.
+var (
+	paramAction     = []string{"permissions", "permission"}
+	paramCollection = []string{"resourceUri", "collectionResource"}
+	paramLimit      = []string{"limit"}
+	paramCursor     = []string{"cursor"}
+)
+
+// queryParam returns the value of a query parameter given by any of its
+// names, "" when it is absent; given more than once, or not as UTF-8, it is
+// a bad request.
+func queryParam(q url.Values, names []string) (string, *apiError) {
+	var v []string
+	for _, n := range names {
+		v = append(v, q[n]...)
+	}
+	switch {
+	case len(v) == 0:
+		return "", nil
+	case len(v) > 1:
+		return "", badRequest(codeInvalidArgument, "query parameter "+strings.Join(names, " or ")+" is given more than once")
+	case !utf8.ValidString(v[0]):
+		return "", badRequest(codeInvalidArgument, "query parameter "+names[0]+" is not valid UTF-8")
+	}
+	return v[0], nil
+}
+
+// serveResources answers GET /v1/users/{userId}/resources?permissions=A&resourceUri=P&limit=N&cursor=K
+// (permission and collectionResource are the same parameters): one page
+// of the resources at or below P on which the user is allowed A. A and P
+// are required. It counts as "allow" when the user may act on the
+// collection or on anything listed.
 func (h *handler) serveResources(w http.ResponseWriter, r *http.Request, user string, start time.Time) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		h.fail(w, epResources, badRequest(codeInvalidArgument, "malformed query string"), start)
 		return
 	}
-	action, collection := q.Get("permission"), q.Get("collectionResource")
-	switch {
-	case action == "":
-		h.fail(w, epResources, badRequest(codeInvalidArgument, "query parameter permission is required"), start)
-		return
-	case collection == "":
-		h.fail(w, epResources, badRequest(codeInvalidArgument, "query parameter collectionResource is required"), start)
-		return
-	case !utf8.ValidString(action) || !utf8.ValidString(collection):
-		h.fail(w, epResources, badRequest(codeInvalidArgument, "query parameter is not valid UTF-8"), start)
-		return
+	var args [4]string
+	for i, names := range [][]string{paramAction, paramCollection, paramLimit, paramCursor} {
+		v, e := queryParam(q, names)
+		if e == nil && v == "" && i < 2 {
+			e = badRequest(codeInvalidArgument, "query parameter "+names[0]+" (or "+names[1]+") is required")
+		}
+		if e != nil {
+			h.fail(w, epResources, e, start)
+			return
+		}
+		args[i] = v
+	}
+	limit := 0
+	if args[2] != "" {
+		n, err := strconv.Atoi(args[2])
+		if err != nil || n < 1 || n > engine.MaxListLimit {
+			h.fail(w, epResources, badRequest(codeInvalidArgument,
+				"query parameter limit must be a whole number from 1 to "+strconv.Itoa(engine.MaxListLimit)+", got "+strconv.Quote(args[2])), start)
+			return
+		}
+		limit = n
 	}
 	st := h.current(w, r)
 	if st == nil {
 		h.m.observe(epResources, decError, start)
 		return
 	}
-	list, err := st.snap.Resources(user, action, collection, h.env, time.Time{})
+	list, err := st.snap.Resources(engine.ResourceQuery{
+		User: user, Action: args[0], Collection: args[1], Environment: h.env, Limit: limit, Cursor: args[3],
+	})
 	if err != nil {
 		h.fail(w, epResources, questionError(err), start)
 		return
@@ -324,10 +371,14 @@ func (h *handler) serveResources(w http.ResponseWriter, r *http.Request, user st
 	body := resourcesBody{
 		Resources:               make([]resourceRef, len(list.Resources)),
 		AccessToAllSubResources: list.AccessToAllSubResources,
+		Links:                   links{Self: link{Href: r.URL.RequestURI()}},
 		Revision:                st.snap.Revision(),
 	}
 	for i, uri := range list.Resources {
 		body.Resources[i].ResourceURI = uri
+	}
+	if list.Cursor != "" {
+		body.Pagination = &pagination{Next: cursorRef{Cursor: list.Cursor}}
 	}
 	w.Header()[HeaderRevision] = st.revHeader
 	writeJSON(w, http.StatusOK, body)
