@@ -55,14 +55,20 @@ func CommitAll(t testing.TB, dir, msg string) string {
 }
 
 // WriteFile writes data to the slash-separated name below dir, making
-// directories as needed.
+// directories as needed. It writes a hidden temporary file and renames it
+// into place, as editors do, so that a concurrent reader never sees half a
+// file.
 func WriteFile(t testing.TB, dir, name, data string) {
 	t.Helper()
 	p := filepath.Join(dir, filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp")
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
 		t.Fatal(err)
 	}
 }

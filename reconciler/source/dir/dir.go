@@ -223,6 +223,11 @@ func (s *Source) read(ctx context.Context) (*source.Files, error) {
 		}
 		return nil, fmt.Errorf("read %s: %w", s.root, err)
 	}
+	// Files that vanish during the walk are skipped as removed; the root
+	// vanishing is a failed fetch, not an empty policy.
+	if _, err := os.Stat(realRoot); err != nil {
+		return nil, fmt.Errorf("read %s: %w", s.root, err)
+	}
 	return files, nil
 }
 
