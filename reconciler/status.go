@@ -20,7 +20,8 @@ type Served struct {
 
 // Status is the state of the reconciler as of its last reconcile, kept as
 // separate facts (what is served, what was fetched, what failed). A Status
-// is never changed once published; Status returns it without waiting.
+// is never changed once published; Status returns it without waiting. What
+// its pointers reach is shared with every other reader: read only.
 type Status struct {
 	// Source describes the policy source (source.Source.String).
 	Source string
