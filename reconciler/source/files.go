@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -95,11 +96,11 @@ func (f *Files) Read(name string, size int64, r io.Reader) error {
 	if err := f.CheckSize(name, size); err != nil {
 		return err
 	}
-	data, err := io.ReadAll(io.LimitReader(r, f.lim.File+1))
-	if err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead)) // one allocation when size is right
+	if _, err := buf.ReadFrom(io.LimitReader(r, f.lim.File+1)); err != nil {
 		return fmt.Errorf("read %s: %w", name, err)
 	}
-	return f.Add(name, data)
+	return f.Add(name, buf.Bytes())
 }
 
 // Add adds the file name (slash-separated, relative to the policy root)
