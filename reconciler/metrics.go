@@ -4,12 +4,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Results of a reconcile, the values of the result label.
+// Results of a reconcile of a new revision, the values of the result label
+// (SPEC 7). ResultInternal is Charter's addition: a valid revision whose
+// snapshot could not be built, a fault of Charter and not of the revision.
 const (
 	ResultSuccess    = "success"
 	ResultInvalid    = "invalid"
 	ResultRejected   = "rejected"
 	ResultFetchError = "fetch_error"
+	ResultInternal   = "internal"
 )
 
 // Phases of a reconcile, the values of the phase label.
@@ -35,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "charter_reconcile_total",
-			Help: "Reconciles of a new revision by result: success, invalid, rejected, fetch_error.",
+			Help: "Reconciles of a new revision by result: success, invalid, rejected, fetch_error, internal.",
 		}, []string{"result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "charter_reconcile_duration_seconds",
@@ -55,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Entities in the served snapshot by kind.",
 		}, []string{"kind"}),
 	}
-	for _, r := range []string{ResultSuccess, ResultInvalid, ResultRejected, ResultFetchError} {
+	for _, r := range []string{ResultSuccess, ResultInvalid, ResultRejected, ResultFetchError, ResultInternal} {
 		m.reconciles.WithLabelValues(r)
 	}
 	reg.MustRegister(m.reconciles, m.duration, m.info, m.loadedAt, m.objects)

@@ -3,79 +3,81 @@ package reconciler
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/charter-policy/charter/engine"
+	"github.com/charter-policy/charter/reconciler/source"
 	"github.com/charter-policy/charter/schema"
-	"github.com/charter-policy/charter/schema/change"
 )
-
-// Served is the snapshot being served and where it came from. It is never
-// changed once published.
-type Served struct {
-	Snapshot *engine.Snapshot
-	Policy   *schema.PolicySet
-	Revision Revision
-	LoadedAt time.Time
-}
-
-// Status is the state of the reconciler, for GET /v1/status.
-type Status struct {
-	Source string
-	Served *Served // nil before the first snapshot
-	// Rejected is the newest revision seen that could not be served, or nil
-	// once a newer revision is served.
-	Rejected *Rejection
-}
-
-// Rejection is a revision that was not served, with every reason.
-type Rejection struct {
-	Revision string // empty for a failed fetch
-	Result   string // ResultInvalid, ResultRejected or ResultFetchError
-	Errors   schema.Errors
-}
 
 // Options configure a Reconciler.
 type Options struct {
-	Logger  *slog.Logger
-	Metrics *Metrics // nil: none
-	// Interval, when set, fetches the source that often besides its own
-	// change notifications.
+	// Logger receives one line per served revision (info), per revision
+	// that cannot be served and per failed fetch (warn), and per internal
+	// error (error). Nil: nothing is logged.
+	Logger *slog.Logger
+	// Metrics, when not nil, receives the reconciler's metrics.
+	Metrics *Metrics
+	// Interval, when positive, fetches the source that often (jittered)
+	// besides its own change notifications: the rescan of a directory, the
+	// poll of a remote.
 	Interval time.Duration
-	Now      func() time.Time
+	// RequireSignature rejects every revision whose signature is not good.
+	// A bad signature is rejected whatever this says.
+	RequireSignature bool
+	// Now returns the time for status and LoadedAt. Nil: time.Now.
+	Now func() time.Time
 }
 
-// Reconciler keeps a snapshot current with a Source. Snapshot and Status
-// never block on a reload: the new snapshot is built outside any lock and
-// published with one atomic pointer swap.
+// Reconciler keeps a snapshot current with a source. Run runs its loop;
+// every other method may be called from any goroutine and never waits for
+// a reconcile, except ReconcileNow, which is meant to.
 type Reconciler struct {
-	src    Source
+	src    source.Source
 	loader *schema.Loader
 	log    *slog.Logger
 	m      *Metrics
 	opts   Options
-	kick   chan struct{}
 
 	served atomic.Pointer[Served]
+	status atomic.Pointer[Status]
+	kick   chan struct{} // capacity 1: a reconcile is wanted
+	run    atomic.Bool   // Run was called
 
-	mu       sync.Mutex // guards the fields below and serializes reconciles
-	lastKey  string     // Key of the newest revision handled, served or not
-	rejected *Rejection
+	mu      sync.Mutex
+	waiters []chan error // requests for the next reconcile's outcome
+	stopped bool         // the loop has ended
+
+	// Owned by the loop goroutine.
+	handled struct { // the last revision handled, served or not
+		id, key string
+		err     error // why it is not served; nil when it is
+	}
+	rebuild bool // build the next snapshot from scratch
+	backoff backoff
+	// after and random are time.After and rand.Float64; tests replace them.
+	after  func(time.Duration) <-chan time.Time
+	random func() float64
 }
 
 // New returns a Reconciler for src. Run starts it.
-func New(src Source, opts Options) *Reconciler {
+func New(src source.Source, opts Options) *Reconciler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Reconciler{src: src, loader: schema.NewLoader(), log: opts.Logger, m: opts.Metrics, opts: opts, kick: make(chan struct{}, 1)}
+	r := &Reconciler{
+		src: src, loader: schema.NewLoader(), log: opts.Logger, m: opts.Metrics, opts: opts,
+		kick: make(chan struct{}, 1), after: time.After, random: rand.Float64,
+	}
+	r.status.Store(&Status{Source: src.String()})
+	return r
 }
 
 // Snapshot returns the served snapshot, or nil before the first one.
@@ -89,14 +91,11 @@ func (r *Reconciler) Snapshot() *engine.Snapshot {
 // Served returns what is served, or nil before the first snapshot.
 func (r *Reconciler) Served() *Served { return r.served.Load() }
 
-// Status returns the reconciler's state.
-func (r *Reconciler) Status() Status {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return Status{Source: r.src.String(), Served: r.served.Load(), Rejected: r.rejected}
-}
+// Status returns the state published by the last reconcile. It never
+// waits, not even while a reconcile is in progress.
+func (r *Reconciler) Status() Status { return *r.status.Load() }
 
-// Reconcile asks for a reconcile as soon as possible; it never blocks.
+// Reconcile asks the loop to fetch as soon as it can; it never blocks.
 func (r *Reconciler) Reconcile() {
 	select {
 	case r.kick <- struct{}{}:
@@ -104,164 +103,117 @@ func (r *Reconciler) Reconcile() {
 	}
 }
 
-// Run reconciles once, then whenever the source reports a change, Reconcile
-// is called or the interval passes, until ctx is done.
+// Request asks the loop to fetch as soon as it can and returns a channel
+// that receives the outcome of a reconcile that starts after the request:
+// nil when the source's revision is served (newly or already), else one of
+// the typed errors of this package (for a revision handled before, the
+// error it got then). After the loop has stopped, the channel receives
+// ErrStopped.
+func (r *Reconciler) Request() <-chan error {
+	ch := make(chan error, 1)
+	r.mu.Lock()
+	if r.stopped {
+		ch <- ErrStopped
+	} else {
+		r.waiters = append(r.waiters, ch)
+	}
+	r.mu.Unlock()
+	r.Reconcile()
+	return ch
+}
+
+// ReconcileNow asks the loop to fetch now and waits for that reconcile's
+// outcome (see Request), or for ctx. It needs Run to be running.
+func (r *Reconciler) ReconcileNow(ctx context.Context) error {
+	select {
+	case err := <-r.Request():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run reconciles once, then whenever the source reports a change, a
+// request comes, the interval passes or, after a failure, the backoff delay
+// passes, until ctx is done. It returns nil when ctx is done, after the
+// source's watcher has stopped. Run may be called once.
 func (r *Reconciler) Run(ctx context.Context) error {
-	if w, ok := r.src.(Watcher); ok {
-		go func() {
+	if !r.run.CompareAndSwap(false, true) {
+		return errors.New("reconciler: Run called twice")
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if w, ok := r.src.(source.Watcher); ok {
+		wg.Go(func() {
 			if err := w.Watch(ctx, r.Reconcile); err != nil {
-				r.log.Error("watching the policy source failed; changes are picked up only on request", "source", r.src.String(), "err", err)
+				r.log.Error("watching the policy source failed; changes are picked up only at the interval and on request",
+					"source", r.src.String(), "err", err)
 			}
-		}()
+		})
 	}
-	var tick <-chan time.Time
-	if r.opts.Interval > 0 {
-		t := time.NewTicker(r.opts.Interval)
-		defer t.Stop()
-		tick = t.C
-	}
+	defer r.stop()
 	for {
-		if err := r.ReconcileNow(ctx); err != nil && ctx.Err() == nil {
-			r.log.Debug("reconcile", "err", err)
+		r.mu.Lock()
+		waiters := r.waiters
+		r.waiters = nil
+		r.mu.Unlock()
+
+		err := r.reconcile(ctx)
+		if ctx.Err() != nil {
+			err = ErrStopped
+		}
+		for _, w := range waiters {
+			w <- r.outcome(err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+
+		var wake <-chan time.Time
+		if d := r.delay(err); d > 0 {
+			wake = r.after(d)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.kick:
-		case <-tick:
+		case <-wake:
 		}
 	}
 }
 
-// ReconcileNow fetches the source and, when its revision is new, loads,
-// validates, diffs and serves it. A revision that fails is recorded in the
-// status and not tried again until the source's revision changes. The
-// returned error says why nothing new is served (nil when it is, or when the
-// revision was already handled).
-func (r *Reconciler) ReconcileNow(ctx context.Context) error {
+// outcome is what a request is told about a reconcile that ended with err:
+// for an unchanged revision, what was found when it was handled.
+func (r *Reconciler) outcome(err error) error {
+	if errors.Is(err, errUnchanged) {
+		return r.handled.err
+	}
+	return err
+}
+
+// delay returns how long the loop waits, without a change or a request,
+// before the next reconcile after one that ended with err; 0 for no limit.
+func (r *Reconciler) delay(err error) time.Duration {
+	if retries(err) {
+		return r.backoff.next(r.random())
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return 0
+	}
+	r.backoff.reset()
+	if r.opts.Interval <= 0 {
+		return 0
+	}
+	return jittered(r.opts.Interval, r.random())
+}
+
+// stop answers the pending requests once the loop has ended.
+func (r *Reconciler) stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-
-	observe := func(name string, d time.Duration) {
-		if r.m != nil {
-			r.m.duration.WithLabelValues(name).Observe(d.Seconds())
-		}
+	r.stopped = true
+	for _, w := range r.waiters {
+		w <- ErrStopped
 	}
-	phase := func(name string, start time.Time) { observe(name, time.Since(start)) }
-	start := time.Now()
-	rev, fsys, err := r.src.Fetch(ctx)
-	phase(PhaseFetch, start)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r.reject(Revision{}, ResultFetchError, schema.Errors{{Message: err.Error()}})
-		return fmt.Errorf("fetch %s: %w", r.src, err)
-	}
-	if rev.Key == r.lastKey {
-		return nil
-	}
-	r.lastKey = rev.Key
-
-	cur := r.served.Load()
-	var base *schema.PolicySet
-	if cur != nil {
-		base = cur.Policy
-	}
-	start = time.Now()
-	loaded, err := r.loader.LoadResult(ctx, fsys)
-	observe(PhaseLoad, time.Since(start))
-	if err != nil {
-		var errs schema.Errors
-		if !errors.As(err, &errs) {
-			errs = schema.Errors{{Message: err.Error()}}
-		}
-		r.reject(rev, ResultInvalid, errs)
-		return fmt.Errorf("revision %s is invalid: %w", rev.ID, err)
-	}
-	policy := loaded.Set
-	start = time.Now()
-	diff := change.FromLoad(base, loaded)
-	phase(PhaseDiff, start)
-
-	start = time.Now()
-	errs := change.Check(base, policy)
-	phase(PhaseValidate, start)
-	if len(errs) > 0 {
-		r.reject(rev, ResultRejected, errs)
-		return fmt.Errorf("revision %s is rejected: %w", rev.ID, errs)
-	}
-
-	start = time.Now()
-	var snap *engine.Snapshot
-	if cur == nil {
-		snap, err = engine.Build(policy, rev.ID)
-	} else {
-		snap, err = cur.Snapshot.Apply(diff, rev.ID)
-	}
-	phase(PhaseApply, start)
-	if err != nil {
-		r.reject(rev, ResultRejected, schema.Errors{{Message: err.Error()}})
-		return fmt.Errorf("build snapshot of %s: %w", rev.ID, err)
-	}
-	served := &Served{Snapshot: snap, Policy: policy, Revision: rev, LoadedAt: r.opts.Now().UTC()}
-	r.served.Store(served)
-	r.rejected = nil
-	r.audit(served, cur, diff)
-	r.observeServed(served, cur)
-	return nil
-}
-
-// reject records a revision that could not be served.
-func (r *Reconciler) reject(rev Revision, result string, errs schema.Errors) {
-	r.rejected = &Rejection{Revision: rev.ID, Result: result, Errors: errs}
-	if r.m != nil {
-		r.m.reconciles.WithLabelValues(result).Inc()
-	}
-	first := ""
-	if len(errs) > 0 {
-		first = errs[0].Error()
-	}
-	r.log.Warn("revision not served", "revision", rev.ID, "result", result, "errors", len(errs), "first", first,
-		"serving", r.servedID())
-}
-
-func (r *Reconciler) servedID() string {
-	if s := r.served.Load(); s != nil {
-		return s.Revision.ID
-	}
-	return ""
-}
-
-// audit logs the one structured line each served revision gets.
-func (r *Reconciler) audit(s, prev *Served, d *change.Diff) {
-	added, removed, changed := 0, 0, 0
-	count := func(a, rm, ch int) { added, removed, changed = added+a, removed+rm, changed+ch }
-	count(len(d.Roles.Added), len(d.Roles.Removed), len(d.Roles.Changed))
-	count(len(d.Groups.Added), len(d.Groups.Removed), len(d.Groups.Changed))
-	count(len(d.Records.Added), len(d.Records.Removed), len(d.Records.Changed))
-	count(len(d.ResourceServers.Added), len(d.ResourceServers.Removed), len(d.ResourceServers.Changed))
-	previous := ""
-	if prev != nil {
-		previous = prev.Revision.ID
-	}
-	r.log.Info("revision served", "revision", s.Revision.ID, "previous", previous, "author", s.Revision.Author,
-		"added", added, "removed", removed, "changed", changed, "source", r.src.String())
-}
-
-func (r *Reconciler) observeServed(s, prev *Served) {
-	if r.m == nil {
-		return
-	}
-	r.m.reconciles.WithLabelValues(ResultSuccess).Inc()
-	if prev != nil {
-		r.m.info.DeleteLabelValues(prev.Revision.ID)
-	}
-	r.m.info.WithLabelValues(s.Revision.ID).Set(1)
-	r.m.loadedAt.Set(float64(s.LoadedAt.UnixNano()) / 1e9)
-	c := s.Snapshot.Counts()
-	r.m.objects.WithLabelValues("roles").Set(float64(c.Roles))
-	r.m.objects.WithLabelValues("groups").Set(float64(c.Groups))
-	r.m.objects.WithLabelValues("records").Set(float64(c.Records))
-	r.m.objects.WithLabelValues("resource_servers").Set(float64(c.ResourceServers))
+	r.waiters = nil
 }

@@ -17,6 +17,9 @@ import (
 	"github.com/charter-policy/charter/engine/api"
 	policiesexample "github.com/charter-policy/charter/policies-example"
 	"github.com/charter-policy/charter/reconciler"
+	"github.com/charter-policy/charter/reconciler/source"
+	"github.com/charter-policy/charter/reconciler/source/dir"
+	"github.com/charter-policy/charter/reconciler/source/embedded"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -32,7 +35,16 @@ type serveConfig struct {
 	logFormat, logLevel               string
 	webhookSecretFile                 string
 	minRevisionWait, debounce         time.Duration
+	interval                          time.Duration
 }
+
+// defaultInterval is how often --source is fetched besides its own change
+// notifications: for a directory, a full rescan that catches whatever
+// fsnotify missed; for git, the poll of SPEC 6.1.
+const defaultInterval = 30 * time.Second
+
+// includesTimeout bounds one ancestry question asked for Charter-Min-Revision.
+const includesTimeout = 5 * time.Second
 
 func runServe(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	fs := newFlagSet("serve", "", env.stderr)
@@ -61,7 +73,8 @@ func serveFlags(fs *flag.FlagSet) func() serveConfig {
 	fs.Var(logLevel, "log-level", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.webhookSecretFile, "webhook-secret-file", "", "file holding the secret that POST /v1/reconcile must sign with (X-Hub-Signature-256); without it, reconcile is accepted from loopback only")
 	fs.DurationVar(&cfg.minRevisionWait, "min-revision-wait", api.DefaultMinRevisionWait, "how long a request with Charter-Min-Revision waits for that revision")
-	fs.DurationVar(&cfg.debounce, "debounce", reconciler.DefaultDebounce, "how long a watched directory must be quiet before a reload")
+	fs.DurationVar(&cfg.debounce, "debounce", dir.DefaultDebounce, "how long a watched directory must be quiet before a reload (a steady stream of changes still reloads every "+dir.DefaultMaxWait.String()+")")
+	fs.DurationVar(&cfg.interval, "interval", defaultInterval, "how often --source is fetched besides its change notifications (a rescan of a directory), jittered")
 	return func() serveConfig {
 		cfg.logFormat, cfg.logLevel = logFormat.String(), logLevel.String()
 		return cfg
@@ -92,10 +105,14 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rec := reconciler.New(src, reconciler.Options{Logger: log, Metrics: reconciler.NewMetrics(reg)})
+	interval := cfg.interval
+	if cfg.source == "" {
+		interval = 0 // the embedded example never changes
+	}
+	rec := reconciler.New(src, reconciler.Options{Logger: log, Metrics: reconciler.NewMetrics(reg), Interval: interval})
 	var includes func(served, min string) bool
-	if d, ok := src.(interface{ Includes(served, min string) bool }); ok {
-		includes = d.Includes
+	if a, ok := src.(source.Ancestry); ok {
+		includes = revisionIncludes(a, log)
 	}
 	handler := api.NewHandler(backend{rec}, api.Options{
 		RevisionIncludes: includes,
@@ -153,19 +170,37 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	return exitOK, nil
 }
 
+// revisionIncludes adapts a source's ancestry to the API's
+// Charter-Min-Revision check, which asks without a context: each question
+// gets its own bounded one.
+func revisionIncludes(a source.Ancestry, log *slog.Logger) func(served, min string) bool {
+	return func(served, min string) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), includesTimeout)
+		defer cancel()
+		ok, err := a.Includes(ctx, served, min)
+		if err != nil {
+			log.Warn("Charter-Min-Revision: reading the history failed", "served", served, "min", min, "err", err)
+		}
+		return ok
+	}
+}
+
 // newSource returns the policy source cfg names, or the embedded example.
-func newSource(cfg serveConfig, log *slog.Logger) (reconciler.Source, error) {
+func newSource(cfg serveConfig, log *slog.Logger) (source.Source, error) {
+	if cfg.interval < 0 {
+		return nil, fmt.Errorf("--interval %v is negative", cfg.interval)
+	}
 	switch {
 	case cfg.source == "":
 		if cfg.path != "" {
 			return nil, errors.New("--path needs --source")
 		}
 		log.Info("no --source given: serving the example policies embedded in the binary (policies-example)")
-		return reconciler.NewFSSource(policiesexample.FS(), "embedded:policies-example"), nil
+		return embedded.New(policiesexample.FS(), "embedded:policies-example"), nil
 	case strings.Contains(cfg.source, "://") || strings.HasPrefix(cfg.source, "git@"):
 		return nil, fmt.Errorf("--source %s: remote git sources are not supported by this build yet; give a local directory", redactURL(cfg.source))
 	}
-	return reconciler.NewDirSource(cfg.source, cfg.path, cfg.debounce, log)
+	return dir.New(cfg.source, dir.Options{Path: cfg.path, Debounce: cfg.debounce, Logger: log})
 }
 
 // redactURL hides credentials in a URL for messages.
@@ -205,19 +240,27 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// backend adapts the reconciler to what the HTTP API serves from.
+// backend adapts the reconciler to what the HTTP API serves from. Every
+// method returns at once: Status reads the reconciler's published status.
 type backend struct{ rec *reconciler.Reconciler }
 
 func (b backend) Snapshot() *engine.Snapshot { return b.rec.Snapshot() }
 func (b backend) Reconcile()                 { b.rec.Reconcile() }
 
+// Status maps the reconciler's status to GET /v1/status. Its "error" is
+// the newest revision that could not be served or, when there is none, the
+// last failed fetch (with an empty revision), until the API reports fetch
+// errors apart (SPEC 6.1's lastFetchError).
 func (b backend) Status() api.Status {
 	st := b.rec.Status()
 	out := api.Status{Source: st.Source, Counts: map[string]int{}}
 	if s := st.Served; s != nil {
 		c := s.Snapshot.Counts()
-		out.Revision, out.CommitTime, out.Author, out.LoadedAt = s.Revision.ID, s.Revision.CommitTime, s.Revision.Author, s.LoadedAt
+		out.Revision, out.CommitTime, out.Author, out.LoadedAt = s.Revision.ID, s.Revision.CommitTime, s.Revision.Author.Name, s.LoadedAt
 		out.Counts = map[string]int{"roles": c.Roles, "groups": c.Groups, "records": c.Records, "resourceServers": c.ResourceServers}
+	}
+	if st.Rejected == nil && st.FetchError != nil {
+		out.Error = &api.RevisionError{Errors: []api.PositionedError{{Message: "fetch: " + st.FetchError.Message}}}
 	}
 	if r := st.Rejected; r != nil {
 		re := &api.RevisionError{Revision: r.Revision, Errors: []api.PositionedError{}}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charter-policy/charter/engine/api"
+	"github.com/charter-policy/charter/reconciler"
+	"github.com/charter-policy/charter/reconciler/gitrepo/gittest"
+	"github.com/charter-policy/charter/reconciler/source"
+	"github.com/charter-policy/charter/reconciler/source/dir"
+)
+
+// heldSource holds each Fetch until the test releases it.
+type heldSource struct {
+	source.Source
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *heldSource) Fetch(ctx context.Context) (source.Revision, fs.FS, error) {
+	h.entered <- struct{}{}
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return source.Revision{}, nil, ctx.Err()
+	}
+	return h.Source.Fetch(ctx)
+}
+
+// TestStatusDuringHeldReload: while a reload is held inside Fetch, GET
+// /v1/status and checks are answered at once from the served snapshot, by
+// the real handler over the serve backend.
+func TestStatusDuringHeldReload(t *testing.T) {
+	root := t.TempDir()
+	writePolicyFile(t, root, "roles.cue", serveRoles)
+	writePolicyFile(t, root, "records.cue", versionRecords(1))
+	d, err := dir.New(root, dir.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &heldSource{Source: d, entered: make(chan struct{}, 4), release: make(chan struct{})}
+	rec := reconciler.New(src, reconciler.Options{})
+	srv := httptest.NewServer(api.NewHandler(backend{rec}, api.Options{}))
+	defer srv.Close() // after the loop stopped: a handler stuck on the reload would keep it open
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	client := &http.Client{Timeout: 2 * time.Second} // a request that waited for the reload would fail
+
+	<-src.entered
+	src.release <- struct{}{} // the first reload ends
+	var first string
+	for deadline := time.Now().Add(10 * time.Second); first == ""; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no first snapshot")
+		}
+		first = getStatus(t, client, srv.URL).Revision
+	}
+
+	// A new revision, and a reload that stays held.
+	writePolicyFile(t, root, "records.cue", versionRecords(2))
+	resp, err := client.Post(srv.URL+"/v1/reconcile", "application/json", nil)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/reconcile: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	select {
+	case <-src.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reload did not start")
+	}
+	for range 5 {
+		start := time.Now()
+		st := getStatus(t, client, srv.URL)
+		if took := time.Since(start); st.Revision != first || took > 500*time.Millisecond {
+			t.Fatalf("status during a held reload: revision %q (want %q) after %v", st.Revision, first, took)
+		}
+		resp, err := client.Get(srv.URL + "/v1/users/ann/resources/documents%2Fd1/permissions/documents:read")
+		if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Charter-Revision") != first {
+			t.Fatalf("check during a held reload: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	close(src.release)
+	for deadline := time.Now().Add(10 * time.Second); getStatus(t, client, srv.URL).Revision == first; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the released reload was not served")
+		}
+	}
+}
+
+func getStatus(t *testing.T, client *http.Client, base string) statusBody {
+	t.Helper()
+	resp, err := client.Get(base + "/v1/status")
+	if err != nil {
+		t.Fatalf("GET /v1/status: %v", err)
+	}
+	defer resp.Body.Close()
+	var st statusBody
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestServeFetchErrorClears: a policy directory that disappears is a fetch
+// error in /v1/status; when it comes back with the same content, the error
+// is cleared although nothing is reloaded.
+func TestServeFetchErrorClears(t *testing.T) {
+	s := startServer(t, map[string]string{"roles.cue": serveRoles, "records.cue": versionRecords(1)})
+	served := s.status(t).Revision
+	reconcile := func() {
+		t.Helper()
+		resp, err := http.Post(s.base+"/v1/reconcile", "application/json", nil)
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST /v1/reconcile: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	if err := os.Rename(s.dir, s.dir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	reconcile()
+	s.waitFor(t, func() bool { return s.status(t).Error != nil })
+	st := s.status(t)
+	if st.Revision != served || st.Error.Revision != "" || !strings.HasPrefix(st.Error.Errors[0].Message, "fetch: ") {
+		t.Fatalf("status after a failed fetch: %+v", st.Error)
+	}
+	if err := os.Rename(s.dir+".away", s.dir); err != nil {
+		t.Fatal(err)
+	}
+	reconcile()
+	s.waitFor(t, func() bool { return s.status(t).Error == nil })
+	if st := s.status(t); st.Revision != served {
+		t.Errorf("revision %s after the directory came back, want %s", st.Revision, served)
+	}
+}
+
+// TestServeMinRevisionInGit: Charter-Min-Revision is satisfied by the
+// served commit's ancestors, through the directory source's ancestry, and
+// by an uncommitted edit on top of it; an unknown commit is a 409.
+func TestServeMinRevisionInGit(t *testing.T) {
+	repo := t.TempDir()
+	gittest.Init(t, repo)
+	writePolicyFile(t, repo, "roles.cue", serveRoles)
+	writePolicyFile(t, repo, "records.cue", versionRecords(1))
+	c1 := gittest.CommitAll(t, repo, "first")
+	writePolicyFile(t, repo, "records.cue", versionRecords(2))
+	c2 := gittest.CommitAll(t, repo, "second")
+	s := launchServer(t, serveConfig{source: repo, debounce: 50 * time.Millisecond, minRevisionWait: 300 * time.Millisecond})
+	s.waitFor(t, func() bool { return s.status(t).Revision == c2 })
+
+	ask := func(min string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, s.base+"/v1/users/ann/resources/documents%2Fd2/permissions/documents:read", nil)
+		req.Header.Set("Charter-Min-Revision", min)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Charter-Revision")
+	}
+	for _, min := range []string{c1, c2, c1[:12]} {
+		if code, rev := ask(min); code != http.StatusOK || rev != c2 {
+			t.Errorf("Charter-Min-Revision %.12s: %d at %s, want 200 at %.12s", min, code, rev, c2)
+		}
+	}
+	if code, _ := ask("0123456789abcdef0123456789abcdef01234567"); code != http.StatusConflict {
+		t.Errorf("an unknown commit: %d, want 409", code)
+	}
+
+	writePolicyFile(t, repo, "records.cue", versionRecords(3))
+	s.waitFor(t, func() bool { return strings.HasPrefix(s.status(t).Revision, c2+"+dirty.") })
+	for _, min := range []string{c1, c2} {
+		if code, _ := ask(min); code != http.StatusNotFound { // d2 is no longer allowed, but the revision is new enough
+			t.Errorf("Charter-Min-Revision %.12s on a dirty revision: %d, want 404", min, code)
+		}
+	}
+	// A commit of the edit, with no further change, is served as that commit.
+	c3 := gittest.CommitAll(t, repo, "third")
+	s.waitFor(t, func() bool { return s.status(t).Revision == c3 })
+}

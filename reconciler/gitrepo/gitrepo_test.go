@@ -1,0 +1,430 @@
+package gitrepo
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/charter-policy/charter/reconciler/gitrepo/gittest"
+)
+
+var ctx = context.Background()
+
+func open(t *testing.T, dir string) *Repo {
+	t.Helper()
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestOpen(t *testing.T) {
+	plain := t.TempDir()
+	if _, err := Open(plain); !errors.Is(err, ErrNotRepository) {
+		t.Errorf("Open(a plain directory) = %v, want ErrNotRepository", err)
+	}
+
+	repo := t.TempDir()
+	gittest.Init(t, repo)
+	gittest.WriteFile(t, repo, "policies/deep/roles.cue", "package p\n")
+	gittest.CommitAll(t, repo, "first")
+	r := open(t, filepath.Join(repo, "policies", "deep"))
+	if got, want := evalSymlinks(t, r.WorkTree()), evalSymlinks(t, repo); got != want {
+		t.Errorf("WorkTree() = %s, want %s", got, want)
+	}
+
+	bare := filepath.Join(t.TempDir(), "bare.git")
+	gittest.Git(t, repo, "clone", "-q", "--bare", repo, bare)
+	b := open(t, bare)
+	if b.WorkTree() != "" {
+		t.Errorf("a bare repository has work tree %q", b.WorkTree())
+	}
+	if h, err := b.Head(ctx); err != nil || h.Branch != "refs/heads/main" {
+		t.Errorf("bare Head() = %+v, %v", h, err)
+	}
+}
+
+func evalSymlinks(t *testing.T, p string) string {
+	t.Helper()
+	r, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestHeadAndHeadFiles(t *testing.T) {
+	repo := t.TempDir()
+	gittest.Init(t, repo)
+	r := open(t, repo)
+	h, err := r.Head(ctx)
+	if !errors.Is(err, ErrNoCommit) || h.Branch != "refs/heads/main" || h.Hash != "" {
+		t.Fatalf("Head() of an empty repository = %+v, %v", h, err)
+	}
+	first := gittest.CommitAll(t, repo, "first")
+	if h, err := r.Head(ctx); err != nil || h != (Head{Hash: first, Branch: "refs/heads/main"}) {
+		t.Fatalf("Head() = %+v, %v, want %s on main", h, err, first)
+	}
+	files, err := r.HeadFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gitDir := filepath.Join(r.WorkTree(), ".git")
+	want := HeadFiles{Head: filepath.Join(gitDir, "HEAD"), Ref: filepath.Join(gitDir, "refs", "heads", "main"), PackedRefs: filepath.Join(gitDir, "packed-refs")}
+	if files != want {
+		t.Errorf("HeadFiles() = %+v, want %+v", files, want)
+	}
+
+	gittest.Git(t, repo, "checkout", "-q", "-b", "feature/x")
+	if f, _ := r.HeadFiles(ctx); f.Ref != filepath.Join(gitDir, "refs", "heads", "feature", "x") {
+		t.Errorf("HeadFiles().Ref on feature/x = %s", f.Ref)
+	}
+	gittest.Git(t, repo, "checkout", "-q", "--detach")
+	if h, err := r.Head(ctx); err != nil || h != (Head{Hash: first}) {
+		t.Errorf("detached Head() = %+v, %v", h, err)
+	}
+	if f, _ := r.HeadFiles(ctx); f.Ref != "" {
+		t.Errorf("detached HeadFiles().Ref = %s", f.Ref)
+	}
+
+	// A linked work tree has its own HEAD and shares refs with the main one.
+	linked := filepath.Join(t.TempDir(), "linked")
+	gittest.Git(t, repo, "worktree", "add", "-q", "-b", "side", linked)
+	l := open(t, linked)
+	if h, err := l.Head(ctx); err != nil || h != (Head{Hash: first, Branch: "refs/heads/side"}) {
+		t.Errorf("linked Head() = %+v, %v", h, err)
+	}
+	lf, err := l.HeadFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lf.Head != filepath.Join(gitDir, "worktrees", "linked", "HEAD") || lf.Ref != filepath.Join(gitDir, "refs", "heads", "side") ||
+		lf.PackedRefs != filepath.Join(gitDir, "packed-refs") {
+		t.Errorf("linked HeadFiles() = %+v", lf)
+	}
+	for _, p := range []string{lf.Head, lf.Ref} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("HeadFiles names a file that does not exist: %v", err)
+		}
+	}
+}
+
+func TestResolveAndCommit(t *testing.T) {
+	repo := t.TempDir()
+	gittest.Init(t, repo)
+	first := gittest.CommitAll(t, repo, "first")
+	gittest.WriteFile(t, repo, "a.cue", "package p\n")
+	second := gittest.GitEnv(t, repo, []string{
+		"GIT_AUTHOR_NAME=Bo Writer", "GIT_AUTHOR_EMAIL=bo@example.com", "GIT_AUTHOR_DATE=2024-01-02T03:04:05Z",
+		"GIT_COMMITTER_NAME=Cy Merger", "GIT_COMMITTER_EMAIL=cy@example.com", "GIT_COMMITTER_DATE=2024-02-03T04:05:06Z",
+	}, "commit-tree", "-p", first, "-m", "Add roles\n\nBecause.", gittest.Git(t, repo, "write-tree"))
+	gittest.Git(t, repo, "add", "-A")
+	gittest.Git(t, repo, "update-ref", "refs/heads/main", second)
+	gittest.Git(t, repo, "tag", "v1", first)
+	r := open(t, repo)
+
+	tests := []struct {
+		rev, want string
+	}{
+		{"HEAD", second},
+		{"main", second},
+		{"HEAD~1", first},
+		{"v1", first},
+		{second, second},
+		{second[:10], second},
+	}
+	for _, tt := range tests {
+		if got, err := r.Resolve(ctx, tt.rev); err != nil || got != tt.want {
+			t.Errorf("Resolve(%q) = %q, %v, want %q", tt.rev, got, err, tt.want)
+		}
+	}
+	for _, rev := range []string{"nope", "0123456789abcdef0123456789abcdef01234567", "HEAD~5"} {
+		if _, err := r.Resolve(ctx, rev); !errors.Is(err, ErrUnknownRevision) {
+			t.Errorf("Resolve(%q) = %v, want ErrUnknownRevision", rev, err)
+		}
+	}
+
+	c, err := r.Commit(ctx, "HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Commit{
+		Hash:      second,
+		Author:    Person{Name: "Bo Writer", Email: "bo@example.com", When: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)},
+		Committer: Person{Name: "Cy Merger", Email: "cy@example.com", When: time.Date(2024, 2, 3, 4, 5, 6, 0, time.UTC)},
+		Subject:   "Add roles",
+		Message:   "Add roles\n\nBecause.\n",
+		Parents:   []string{first},
+	}
+	if !c.Author.When.Equal(want.Author.When) || !c.Committer.When.Equal(want.Committer.When) {
+		t.Errorf("times %v %v", c.Author.When, c.Committer.When)
+	}
+	c.Author.When, c.Committer.When = want.Author.When, want.Committer.When
+	if c.Hash != want.Hash || c.Author != want.Author || c.Committer != want.Committer || c.Subject != want.Subject ||
+		c.Message != want.Message || !slices.Equal(c.Parents, want.Parents) || c.Signed {
+		t.Errorf("Commit() = %+v\nwant       %+v", c, want)
+	}
+	if root, err := r.Commit(ctx, first); err != nil || len(root.Parents) != 0 {
+		t.Errorf("root commit %+v, %v", root, err)
+	}
+}
+
+func TestFilesAndMatches(t *testing.T) {
+	repo := t.TempDir()
+	gittest.Init(t, repo)
+	policy := map[string]string{
+		"policies/roles.cue":        "package p\nroles: {}\n",
+		"policies/teams/a.json":     `{"records": {}}`,
+		"policies/teams/b.yaml":     "records: {}\n",
+		"policies/teams/c.yml":      "groups: {}\n",
+		"policies/run.cue":          "package p\n", // made executable below
+		"policies/README.md":        "not policy",
+		"policies/.github/ci.yaml":  "not policy",
+		"policies/.hidden.cue":      "not policy",
+		"policies/cue.mod/mod.cue":  "not policy",
+		"policies/deep/.git/x.json": "not policy",
+		"outside.cue":               "not below the policy root",
+	}
+	for name, data := range policy {
+		gittest.WriteFile(t, repo, name, data)
+	}
+	if err := os.Chmod(filepath.Join(repo, "policies/run.cue"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("teams/a.json", filepath.Join(repo, "policies/link.json")); err != nil {
+		t.Fatal(err)
+	}
+	head := gittest.CommitAll(t, repo, "policies")
+	r := open(t, repo)
+
+	files, err := r.Files(ctx, head, "policies", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"roles.cue": policy["policies/roles.cue"], "run.cue": policy["policies/run.cue"],
+		"teams/a.json": policy["policies/teams/a.json"], "teams/b.yaml": policy["policies/teams/b.yaml"],
+		"teams/c.yml": policy["policies/teams/c.yml"], "link.json": policy["policies/teams/a.json"],
+	}
+	if got := readAll(t, files); !sameMap(got, want) {
+		t.Errorf("Files() = %v\nwant %v", got, want)
+	}
+	if err := fstest.TestFS(files, "roles.cue", "teams/a.json"); err != nil {
+		t.Errorf("Files() is not a well-behaved fs.FS: %v", err)
+	}
+	if _, err := r.Files(ctx, head, "nowhere", Limits{}); !errors.Is(err, ErrPathNotFound) {
+		t.Errorf("Files(missing path) = %v, want ErrPathNotFound", err)
+	}
+	if _, err := r.Files(ctx, head, "../x", Limits{}); err == nil {
+		t.Error("Files(../x) was accepted")
+	}
+	if _, err := r.Files(ctx, head, "policies", Limits{File: 10}); err == nil || !strings.HasPrefix(err.Error(), "link.json: 15 bytes exceed") {
+		t.Errorf("Files() over the size limit = %v, want an error naming the file", err)
+	}
+
+	// Matches compares names and content, as IsPolicyFile selects them.
+	same := fstest.MapFS{}
+	for name, data := range want {
+		same[name] = &fstest.MapFile{Data: []byte(data)}
+	}
+	same["NOTES.txt"] = &fstest.MapFile{Data: []byte("ignored")}
+	edited, added, removed := clone(same), clone(same), clone(same)
+	edited["teams/b.yaml"] = &fstest.MapFile{Data: []byte("records: {x: {}}\n")}
+	added["new.cue"] = &fstest.MapFile{Data: []byte("package p\n")}
+	delete(removed, "teams/c.yml")
+	for _, tt := range []struct {
+		name  string
+		files fs.FS
+		want  bool
+	}{
+		{"same", same, true}, {"edited", edited, false}, {"added", added, false}, {"removed", removed, false},
+	} {
+		if got, err := r.Matches(ctx, head, "policies", tt.files); err != nil || got != tt.want {
+			t.Errorf("Matches(%s) = %v, %v, want %v", tt.name, got, err, tt.want)
+		}
+	}
+	if got, err := r.Matches(ctx, head, "nowhere", fstest.MapFS{}); err != nil || !got {
+		t.Errorf("Matches(no files, missing path) = %v, %v, want true", got, err)
+	}
+}
+
+func TestFilesRejectsSymlinkOutOfRoot(t *testing.T) {
+	repo := t.TempDir()
+	gittest.Init(t, repo)
+	gittest.WriteFile(t, repo, "secret.cue", "package p\n")
+	gittest.WriteFile(t, repo, "policies/roles.cue", "package p\n")
+	if err := os.Symlink("../secret.cue", filepath.Join(repo, "policies/escape.cue")); err != nil {
+		t.Fatal(err)
+	}
+	head := gittest.CommitAll(t, repo, "escape")
+	r := open(t, repo)
+	if _, err := r.Files(ctx, head, "policies", Limits{}); err == nil || !strings.Contains(err.Error(), "escape.cue") {
+		t.Errorf("Files() with a symlink out of the root = %v, want an error naming escape.cue", err)
+	}
+	// From the repository root the same link stays inside.
+	if files, err := r.Files(ctx, head, "", Limits{}); err != nil || readAll(t, files)["policies/escape.cue"] != "package p\n" {
+		t.Errorf("Files(root) = %v", err)
+	}
+}
+
+// history makes main: c0 ← c1 ← m(c1, s1) ← c3, with the side branch
+// s1 off c0, and returns the hashes by name.
+func history(t *testing.T, repo string) map[string]string {
+	t.Helper()
+	gittest.Init(t, repo)
+	h := map[string]string{}
+	h["c0"] = gittest.CommitAll(t, repo, "c0")
+	gittest.Git(t, repo, "checkout", "-q", "-b", "side")
+	gittest.WriteFile(t, repo, "side.cue", "package p\n")
+	h["s1"] = gittest.CommitAll(t, repo, "s1")
+	gittest.Git(t, repo, "checkout", "-q", "main")
+	gittest.WriteFile(t, repo, "main.cue", "package p\n")
+	h["c1"] = gittest.CommitAll(t, repo, "c1")
+	gittest.Git(t, repo, "merge", "-q", "--no-ff", "-m", "merge side", "side")
+	h["m"] = gittest.Git(t, repo, "rev-parse", "HEAD")
+	h["c3"] = gittest.CommitAll(t, repo, "c3")
+	return h
+}
+
+func TestIsAncestor(t *testing.T) {
+	repo := t.TempDir()
+	h := history(t, repo)
+	r := open(t, repo)
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"c0", "c3", true},
+		{"s1", "c3", true}, // through the merge's second parent
+		{"c1", "m", true},
+		{"c3", "c3", true},
+		{"c3", "c0", false},
+		{"s1", "c1", false},
+		{"c1", "s1", false},
+	}
+	for _, tt := range tests {
+		for range 2 { // the second answer comes from the cache
+			if got, err := r.IsAncestor(ctx, h[tt.a], h[tt.b]); err != nil || got != tt.want {
+				t.Errorf("IsAncestor(%s, %s) = %v, %v, want %v", tt.a, tt.b, got, err, tt.want)
+			}
+		}
+	}
+	if n := r.ancestry.len(); n != len(tests)-1 { // the same commit is not cached
+		t.Errorf("cache holds %d answers, want %d", n, len(tests)-1)
+	}
+	if _, err := r.IsAncestor(ctx, "0123456789abcdef0123456789abcdef01234567", h["c3"]); !errors.Is(err, ErrUnknownRevision) {
+		t.Errorf("IsAncestor(unknown) = %v, want ErrUnknownRevision", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := r.IsAncestor(cancelled, h["c0"], h["c3"]); !errors.Is(err, context.Canceled) {
+		t.Errorf("IsAncestor with a cancelled context = %v", err)
+	}
+}
+
+func TestLRUIsBounded(t *testing.T) {
+	c := newLRU[int, int](3)
+	for i := range 10 {
+		c.put(i, i*i)
+		if c.len() > 3 {
+			t.Fatalf("len %d after %d puts", c.len(), i+1)
+		}
+	}
+	if _, ok := c.get(6); ok {
+		t.Error("the least recently used entry was kept")
+	}
+	c.get(7) // 7 is now the most recent
+	c.put(10, 100)
+	if v, ok := c.get(7); !ok || v != 49 {
+		t.Errorf("get(7) = %v, %v after a use", v, ok)
+	}
+	if _, ok := c.get(8); ok {
+		t.Error("8 should have been evicted")
+	}
+}
+
+func TestFirstParents(t *testing.T) {
+	repo := t.TempDir()
+	h := history(t, repo)
+	r := open(t, repo)
+	walk := func(limit int) ([]string, error) {
+		var got []string
+		for c, err := range r.FirstParents(ctx, "HEAD", limit) {
+			if err != nil {
+				return got, err
+			}
+			got = append(got, c.Subject)
+		}
+		return got, nil
+	}
+	if got, err := walk(10); err != nil || !slices.Equal(got, []string{"c3", "merge side", "c1", "c0"}) {
+		t.Errorf("first-parent history = %v, %v", got, err)
+	}
+	if got, err := walk(2); !errors.Is(err, ErrLimitReached) || !slices.Equal(got, []string{"c3", "merge side"}) {
+		t.Errorf("bounded walk = %v, %v, want two commits and ErrLimitReached", got, err)
+	}
+	if got, err := walk(4); err != nil || len(got) != 4 {
+		t.Errorf("walk bounded at exactly its length = %v, %v", got, err)
+	}
+	if _, err := walk(0); err == nil {
+		t.Error("a walk without a bound was accepted")
+	}
+	n := 0
+	for range r.FirstParents(ctx, h["c3"], 10) {
+		if n++; n == 2 {
+			break // stopping early is fine
+		}
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, err := range r.FirstParents(cancelled, "HEAD", 10) {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("walk with a cancelled context yields %v", err)
+		}
+	}
+}
+
+func readAll(t *testing.T, fsys fs.FS) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(fsys, name)
+		out[name] = string(data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameMap(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func clone(m fstest.MapFS) fstest.MapFS {
+	out := fstest.MapFS{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

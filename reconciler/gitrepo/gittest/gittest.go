@@ -1,0 +1,74 @@
+// Package gittest makes real git repositories for tests with the git
+// command-line tool, isolated from the user's and the system's git
+// configuration. A test that needs git fails, never skips, when git is not
+// installed.
+package gittest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Git runs git with args in dir, with a fixed author and committer and no
+// global or system configuration, and returns its trimmed output. Any
+// failure, git missing included, fails the test.
+func Git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	return GitEnv(t, dir, nil, args...)
+}
+
+// GitEnv is Git with extra environment variables ("NAME=value"), which
+// override the fixed author and committer.
+func GitEnv(t testing.TB, dir string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"GIT_AUTHOR_NAME=Ada Author", "GIT_AUTHOR_EMAIL=ada@example.com",
+		"GIT_COMMITTER_NAME=Ada Author", "GIT_COMMITTER_EMAIL=ada@example.com",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull, "HOME="+dir,
+		"GIT_TERMINAL_PROMPT=0")
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Init makes dir a new repository on branch main.
+func Init(t testing.TB, dir string) {
+	t.Helper()
+	Git(t, dir, "init", "-q", "-b", "main")
+}
+
+// CommitAll commits every change in the work tree at dir (none is fine)
+// and returns the new commit's hash.
+func CommitAll(t testing.TB, dir, msg string) string {
+	t.Helper()
+	Git(t, dir, "add", "-A")
+	Git(t, dir, "commit", "-q", "--allow-empty", "-m", msg)
+	return Git(t, dir, "rev-parse", "HEAD")
+}
+
+// WriteFile writes data to the slash-separated name below dir, making
+// directories as needed. It writes a hidden temporary file and renames it
+// into place, as editors do, so that a concurrent reader never sees half a
+// file.
+func WriteFile(t testing.TB, dir, name, data string) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp")
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+}

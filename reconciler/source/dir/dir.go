@@ -1,0 +1,306 @@
+// Package dir is the policy source over a local directory (charter serve
+// --source DIR, SPEC section 6).
+//
+// Fetch reads the policy files below the policy root (DIR joined with
+// --path) into memory, as schema.IsPolicyFile selects them. Only regular
+// files are read; a symbolic link is followed only when its target lies
+// inside the policy root (a symbolic link to a directory is not followed);
+// a link out of the root, a FIFO, a device or a socket in a policy file's
+// place is a *source.ContentError naming it; sizes are checked before
+// reading.
+//
+// The revision is, inside a git work tree, the HEAD commit, or
+// "<HEAD>+dirty.<12 hex of the content digest>" when the policy files differ
+// from HEAD's tree (the index plays no part); outside git, or before the
+// first commit, "sha256:<16 hex of the content digest>". Its Key is always
+// the content digest.
+//
+// Watch follows the policy tree with fsnotify (every directory below the
+// root, new ones included, hidden ones and cue.mod excepted) and, inside
+// git, the files that move HEAD: HEAD itself, the current branch's loose ref
+// and packed-refs, so that a commit that changes no file is noticed too.
+// Changes are debounced: changed is called once the tree has been quiet for
+// the debounce interval, and at the latest MaxWait after the first change of
+// a burst, so a steady stream of writes still reloads. The reconciler also
+// fetches at its interval, which rescans the tree whatever fsnotify missed.
+package dir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/charter-policy/charter/reconciler/gitrepo"
+	"github.com/charter-policy/charter/reconciler/source"
+	"github.com/charter-policy/charter/schema"
+)
+
+// Defaults of Options.
+const (
+	DefaultDebounce = 200 * time.Millisecond
+	DefaultMaxWait  = 2 * time.Second
+)
+
+// Options configure a directory source.
+type Options struct {
+	// Path is the policy root inside the directory (slash-separated); empty
+	// for the directory itself.
+	Path string
+	// Debounce is how long the tree must stay quiet before a change is
+	// reported. Zero: DefaultDebounce.
+	Debounce time.Duration
+	// MaxWait bounds how long a burst of changes delays the report. Zero:
+	// DefaultMaxWait.
+	MaxWait time.Duration
+	// Limits bound what one fetch reads.
+	Limits source.Limits
+	// Logger receives watch problems. Nil: none.
+	Logger *slog.Logger
+}
+
+// Source is a policy root in a local directory.
+type Source struct {
+	root string // absolute policy root
+	opts Options
+	log  *slog.Logger
+	// repo is the git repository around root, or nil outside git (decided
+	// when the source is made). prefix is root relative to its work tree.
+	repo   *gitrepo.Repo
+	prefix string
+}
+
+var (
+	_ source.Source   = (*Source)(nil)
+	_ source.Watcher  = (*Source)(nil)
+	_ source.Ancestry = (*Source)(nil)
+)
+
+// New returns a source for the policy root dir/opts.Path, which must be a
+// directory. Whether it lies in a git work tree is decided here, once.
+func New(dir string, opts Options) (*Source, error) {
+	root, err := filepath.Abs(filepath.Join(dir, filepath.FromSlash(opts.Path)))
+	if err != nil {
+		return nil, fmt.Errorf("policy source: %w", err)
+	}
+	info, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("policy source: %w", err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("policy source %s is not a directory", root)
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = DefaultDebounce
+	}
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = DefaultMaxWait
+	}
+	opts.MaxWait = max(opts.MaxWait, opts.Debounce)
+	s := &Source{root: root, opts: opts, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	repo, err := gitrepo.Open(root)
+	switch {
+	case errors.Is(err, gitrepo.ErrNotRepository):
+	case err != nil:
+		return nil, fmt.Errorf("policy source: %w", err)
+	case repo.WorkTree() != "":
+		prefix, err := relativeTo(repo.WorkTree(), root)
+		if err != nil {
+			return nil, fmt.Errorf("policy source: %w", err)
+		}
+		s.repo, s.prefix = repo, prefix
+	}
+	return s, nil
+}
+
+// relativeTo returns path p relative to top, slash-separated, with
+// symbolic links resolved on both sides.
+func relativeTo(top, p string) (string, error) {
+	realTop, err := filepath.EvalSymlinks(top)
+	if err != nil {
+		return "", err
+	}
+	realP, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(realTop, realP)
+	if err != nil {
+		return "", err
+	}
+	if rel == "." {
+		return "", nil
+	}
+	return filepath.ToSlash(rel), nil
+}
+
+// String returns "dir:" and the policy root.
+func (s *Source) String() string { return "dir:" + s.root }
+
+// Fetch reads the policy files and names their revision.
+func (s *Source) Fetch(ctx context.Context) (source.Revision, fs.FS, error) {
+	files, err := s.read(ctx)
+	if err != nil {
+		return source.Revision{}, nil, err
+	}
+	d := files.Digest()
+	rev := source.Revision{ID: d.ID(), Key: d.String(), Signature: source.Signature{Status: source.SignatureNone}}
+	if s.repo == nil {
+		return rev, files.FS(), nil
+	}
+	head, err := s.repo.Head(ctx)
+	if errors.Is(err, gitrepo.ErrNoCommit) {
+		return rev, files.FS(), nil
+	}
+	if err != nil {
+		return source.Revision{}, nil, fmt.Errorf("%s: %w", s.root, err)
+	}
+	c, err := s.repo.Commit(ctx, head.Hash)
+	if err != nil {
+		return source.Revision{}, nil, fmt.Errorf("%s: %w", s.root, err)
+	}
+	rev.ID = c.Hash
+	rev.Subject = c.Subject
+	rev.Author = source.Person{Name: c.Author.Name, Email: c.Author.Email}
+	rev.Committer = source.Person{Name: c.Committer.Name, Email: c.Committer.Email}
+	rev.CommitTime = c.Committer.When.UTC()
+	rev.Parents = c.Parents
+	same, err := s.repo.Matches(ctx, c.Hash, s.prefix, files.FS())
+	if err != nil {
+		return source.Revision{}, nil, fmt.Errorf("%s: %w", s.root, err)
+	}
+	if !same {
+		rev.ID += "+dirty." + d.Short()
+	}
+	return rev, files.FS(), nil
+}
+
+// read collects the policy files below the root.
+func (s *Source) read(ctx context.Context) (*source.Files, error) {
+	realRoot, err := filepath.EvalSymlinks(s.root)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", s.root, err)
+	}
+	files := source.NewFiles(s.opts.Limits)
+	err = filepath.WalkDir(realRoot, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p != realRoot {
+			return nil // removed while we walked
+		}
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(realRoot, p)
+		if err != nil {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		if d.IsDir() {
+			if schema.SkipDir(name) {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !schema.IsPolicyFile(name) {
+			return nil
+		}
+		return readFile(files, realRoot, p, name, d)
+	})
+	if err != nil {
+		var ce *source.ContentError
+		if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("read %s: %w", s.root, err)
+	}
+	// Files that vanish during the walk are skipped as removed; the root
+	// vanishing is a failed fetch, not an empty policy.
+	if _, err := os.Stat(realRoot); err != nil {
+		return nil, fmt.Errorf("read %s: %w", s.root, err)
+	}
+	return files, nil
+}
+
+// readFile adds the policy file at path p (name below the root) to files,
+// following a symbolic link only to a regular file inside the root. The
+// file's type is checked before it is opened: opening a FIFO would block.
+func readFile(files *source.Files, realRoot, p, name string, d fs.DirEntry) error {
+	target := p
+	if d.Type()&fs.ModeSymlink != 0 {
+		resolved, err := filepath.EvalSymlinks(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return &source.ContentError{Path: name, Err: errors.New("symbolic link to nothing")}
+		}
+		if err != nil {
+			return &source.ContentError{Path: name, Err: fmt.Errorf("symbolic link: %w", err)}
+		}
+		rel, err := filepath.Rel(realRoot, resolved)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return &source.ContentError{Path: name, Err: errors.New("symbolic link points outside the policy root")}
+		}
+		target = resolved
+	}
+	info, err := os.Stat(target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // removed while we walked; the watcher reports the removal
+	}
+	if err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return &source.ContentError{Path: name, Err: fmt.Errorf("not a regular file (%s)", info.Mode().Type())}
+	}
+	if err := files.CheckSize(name, info.Size()); err != nil {
+		return err
+	}
+	f, err := os.Open(target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return files.Read(name, info.Size(), f)
+}
+
+// Includes reports whether served is min or descends from it in the
+// repository around the directory. A "+dirty." revision includes what its
+// commit includes. Outside git only the same revision includes min.
+func (s *Source) Includes(ctx context.Context, served, min string) (bool, error) {
+	base, _, _ := strings.Cut(served, "+dirty")
+	if served == min || base == min {
+		return true, nil
+	}
+	if s.repo == nil || !isHex(min) || !isHex(base) {
+		return false, nil
+	}
+	ok, err := s.repo.IsAncestor(ctx, min, base)
+	if errors.Is(err, gitrepo.ErrUnknownRevision) {
+		return false, nil
+	}
+	return ok, err
+}
+
+// isHex reports whether s looks like a full or abbreviated commit hash.
+func isHex(s string) bool {
+	if len(s) < 4 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,100 @@
+// Package source defines where policies come from: the Source contract that
+// every policy source implements, the Revision it reports, the optional
+// capabilities a source may have (Watcher, Ancestry), and the helpers that
+// sources share to collect a policy root's files and name their content
+// (Files, Digest).
+//
+// The sources themselves live in subpackages (dir, embedded); each one runs
+// the conformance suite of package sourcetest.
+package source
+
+import (
+	"context"
+	"io/fs"
+	"time"
+)
+
+// Source is where policies come from. Only the reconciler's loop calls
+// Fetch, one call at a time; String may be called from any goroutine.
+type Source interface {
+	// Fetch brings the source up to date and returns its revision and the
+	// policy root's files, exactly those schema.IsPolicyFile selects. The
+	// files never change afterwards. It honours ctx. A *ContentError says
+	// that the content itself is unusable (fetching again will not help);
+	// any other error is taken as transient.
+	Fetch(ctx context.Context) (Revision, fs.FS, error)
+	// String describes the source for status and logs, never with
+	// credentials.
+	String() string
+}
+
+// Watcher is a Source that notices changes by itself.
+type Watcher interface {
+	// Watch calls changed after each change to the source (debounced) until
+	// ctx is done, then returns nil. An error means the source cannot be
+	// watched; it is then only fetched on request and at the interval.
+	// changed must not block.
+	Watch(ctx context.Context, changed func()) error
+}
+
+// Ancestry is a Source whose revisions have a history, for the
+// Charter-Min-Revision header.
+type Ancestry interface {
+	// Includes reports whether the served revision is min or descends from
+	// it. A min the source does not know (not fetched yet, or no commit at
+	// all) is false without an error; an error means the history could not
+	// be read. It may be called from any goroutine.
+	Includes(ctx context.Context, served, min string) (bool, error)
+}
+
+// Revision identifies the content a source holds.
+type Revision struct {
+	// ID is what users see (Charter-Revision, status, logs): a commit hash;
+	// "<commit>+dirty.<12 hex of Key>" for a git work tree that differs
+	// from its HEAD; "sha256:<16 hex of Key>" for content outside git.
+	ID string
+	// Key is a digest of the content ("sha256:<64 hex>"), usable as an
+	// ETag: the same content has the same Key, changed content a new one.
+	// Two revisions with equal Keys hold the same policy even when their IDs
+	// differ (a commit of what was already served as "+dirty").
+	Key string
+	// Subject is the first line of the commit message; empty outside git.
+	Subject string
+	// Author and Committer of the commit; zero outside git.
+	Author    Person
+	Committer Person
+	// CommitTime is the committer's time; zero outside git.
+	CommitTime time.Time
+	// Parents are the commit's parent hashes, the first parent first.
+	Parents []string
+	// Signature is the state of the commit's signature.
+	Signature Signature
+}
+
+// Person is a commit's author or committer.
+type Person struct {
+	Name  string
+	Email string
+}
+
+// SignatureStatus is the outcome of checking a commit's signature.
+type SignatureStatus string
+
+// Values of SignatureStatus (SPEC 6.1).
+const (
+	// SignatureGood: signed by a trusted key.
+	SignatureGood SignatureStatus = "good"
+	// SignatureBad: signed, but not by a trusted key, or the signature does
+	// not verify.
+	SignatureBad SignatureStatus = "bad"
+	// SignatureNone: not signed, not a commit, or the source checks no
+	// signatures (it has no trusted keys).
+	SignatureNone SignatureStatus = "none"
+)
+
+// Signature is the signature status of a revision and who signed it.
+type Signature struct {
+	Status SignatureStatus
+	// Signer names the trusted key that made a good signature.
+	Signer string
+}

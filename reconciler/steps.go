@@ -1,0 +1,315 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/charter-policy/charter/engine"
+	"github.com/charter-policy/charter/reconciler/source"
+	"github.com/charter-policy/charter/schema"
+	"github.com/charter-policy/charter/schema/change"
+)
+
+// run is the state of one reconcile, filled in by its steps.
+type run struct {
+	base    *Served // served when the reconcile began; nil before the first
+	fetched bool    // the fetch succeeded
+	rev     source.Revision
+	files   fs.FS
+	// relabel: the content equals base's under another ID; nothing is
+	// loaded, the snapshot is base's with the new ID.
+	relabel bool
+	loaded  *schema.Loaded
+	diff    *change.Diff
+	snap    *engine.Snapshot
+	served  *Served // what swap published
+}
+
+// step is one stage of a reconcile. It returns nil to go on, or an error
+// that stops the reconcile.
+type step func(ctx context.Context, x *run) error
+
+// reconcile runs the steps in order, stopping at the first error, and
+// publishes the outcome in one deferred block.
+func (r *Reconciler) reconcile(ctx context.Context) (err error) {
+	x := &run{base: r.served.Load()}
+	defer func() { r.publish(ctx, x, err) }()
+	steps := []struct {
+		phase string // the phase label of its duration; "" for untimed
+		do    step
+	}{
+		{PhaseFetch, r.fetch},
+		{"", r.verify},
+		{PhaseLoad, r.load},
+		{"", r.check}, // times its two phases, diff and validate
+		{PhaseApply, r.build},
+		{"", r.swap},
+	}
+	for _, s := range steps {
+		start := time.Now()
+		err := s.do(ctx, x)
+		if s.phase != "" {
+			r.observe(s.phase, time.Since(start))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Reconciler) observe(phase string, d time.Duration) {
+	if r.m != nil {
+		r.m.duration.WithLabelValues(phase).Observe(d.Seconds())
+	}
+}
+
+// isContextErr reports whether err is the end of ctx, not a failure.
+func isContextErr(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}
+
+// fetch asks the source for its revision and files. A revision handled
+// before (same ID and content) ends the reconcile with errUnchanged.
+func (r *Reconciler) fetch(ctx context.Context, x *run) error {
+	rev, files, err := r.src.Fetch(ctx)
+	var content *source.ContentError
+	switch {
+	case err == nil:
+	case isContextErr(ctx, err):
+		return err
+	case errors.As(err, &content):
+		// Unusable content is the revision's fault: handled like an invalid
+		// one, keyed by the error, since the content has no name.
+		x.fetched = true
+		x.rev = source.Revision{Key: "content-error:" + err.Error()}
+		if r.handled.key == x.rev.Key {
+			return errUnchanged
+		}
+		return &InvalidError{Errors: schema.Errors{{Message: err.Error()}}}
+	default:
+		return &TransientError{Err: err}
+	}
+	x.fetched, x.rev, x.files = true, rev, files
+	if rev.ID == r.handled.id && rev.Key == r.handled.key {
+		return errUnchanged
+	}
+	x.relabel = x.base != nil && rev.Key == x.base.Revision.Key
+	return nil
+}
+
+// verify rejects a revision with a bad signature, or without a good one
+// when signatures are required.
+func (r *Reconciler) verify(_ context.Context, x *run) error {
+	sig := x.rev.Signature
+	switch {
+	case sig.Status == source.SignatureBad:
+		return &RejectedError{Revision: x.rev.ID, Errors: schema.Errors{{Message: "the commit's signature is not good"}}}
+	case r.opts.RequireSignature && sig.Status != source.SignatureGood:
+		return &RejectedError{Revision: x.rev.ID, Errors: schema.Errors{{Message: "the commit is not signed by a trusted key"}}}
+	}
+	return nil
+}
+
+// load parses and validates the files (SPEC 3.1 without tests).
+func (r *Reconciler) load(ctx context.Context, x *run) error {
+	if x.relabel {
+		return nil
+	}
+	loaded, err := r.loader.LoadResult(ctx, x.files)
+	var errs schema.Errors
+	switch {
+	case err == nil:
+		x.loaded = loaded
+		return nil
+	case isContextErr(ctx, err):
+		return err
+	case errors.As(err, &errs):
+		return &InvalidError{Revision: x.rev.ID, Errors: errs}
+	case errors.Is(err, schema.ErrNoPolicy):
+		return &InvalidError{Revision: x.rev.ID, Errors: schema.Errors{{Message: err.Error()}}}
+	}
+	return &InternalError{Revision: x.rev.ID, Err: fmt.Errorf("load: %w", err)}
+}
+
+// check diffs the loaded policy against the served one and applies the
+// change rules (SPEC 3.2 without --author).
+func (r *Reconciler) check(_ context.Context, x *run) error {
+	if x.relabel {
+		x.diff = &change.Diff{}
+		return nil
+	}
+	var base *schema.PolicySet
+	if x.base != nil {
+		base = x.base.Policy
+	}
+	start := time.Now()
+	x.diff = change.FromLoad(base, x.loaded)
+	r.observe(PhaseDiff, time.Since(start))
+	start = time.Now()
+	errs := change.Check(base, x.loaded.Set)
+	r.observe(PhaseValidate, time.Since(start))
+	if len(errs) > 0 {
+		return &RejectedError{Revision: x.rev.ID, Errors: errs}
+	}
+	return nil
+}
+
+// build makes the new snapshot: the diff applied to the served one, or a
+// full build the first time and after an internal error.
+func (r *Reconciler) build(_ context.Context, x *run) error {
+	var err error
+	switch {
+	case x.relabel && x.rev.ID == x.base.Revision.ID:
+		x.snap = x.base.Snapshot // back to what is served: nothing to build
+	case x.relabel:
+		x.snap, err = x.base.Snapshot.Apply(x.diff, x.rev.ID)
+	case x.base == nil || r.rebuild:
+		x.snap, err = engine.Build(x.loaded.Set, x.rev.ID)
+	default:
+		x.snap, err = x.base.Snapshot.Apply(x.diff, x.rev.ID)
+	}
+	if err != nil {
+		return &InternalError{Revision: x.rev.ID, Err: fmt.Errorf("build snapshot: %w", err)}
+	}
+	return nil
+}
+
+// swap publishes the new snapshot with one atomic store.
+func (r *Reconciler) swap(_ context.Context, x *run) error {
+	if x.snap == x.base.snapshot() {
+		x.served = x.base
+		return nil
+	}
+	policy := x.base.policy()
+	if x.loaded != nil {
+		policy = x.loaded.Set
+	}
+	x.served = &Served{Snapshot: x.snap, Policy: policy, Revision: x.rev, LoadedAt: r.opts.Now().UTC()}
+	r.served.Store(x.served)
+	return nil
+}
+
+func (s *Served) snapshot() *engine.Snapshot {
+	if s == nil {
+		return nil
+	}
+	return s.Snapshot
+}
+
+func (s *Served) policy() *schema.PolicySet {
+	if s == nil {
+		return nil
+	}
+	return s.Policy
+}
+
+// publish is the one place a reconcile's outcome becomes visible: the
+// status, the metrics and the log.
+func (r *Reconciler) publish(ctx context.Context, x *run, err error) {
+	if isContextErr(ctx, err) {
+		return // stopped, not failed
+	}
+	now := r.opts.Now().UTC()
+	st := *r.status.Load()
+	st.LastFetch = now
+	if x.fetched {
+		st.FetchError = nil
+		if x.rev.ID != "" {
+			rev := x.rev
+			st.Fetched = &rev
+		}
+	}
+	result := resultOf(err)
+	var (
+		invalid   *InvalidError
+		rejected  *RejectedError
+		transient *TransientError
+		internal  *InternalError
+	)
+	switch {
+	case errors.Is(err, errUnchanged):
+		r.log.Debug("revision unchanged", "revision", x.rev.ID, "source", st.Source)
+	case err == nil:
+		st.Served, st.Rejected = x.served, nil
+		r.handled.id, r.handled.key, r.handled.err = x.rev.ID, x.rev.Key, nil
+		r.rebuild = false
+		r.audit(x)
+		r.observeServed(x.served, x.base)
+	case errors.As(err, &invalid):
+		r.handled.id, r.handled.key, r.handled.err = x.rev.ID, x.rev.Key, err
+		st.Rejected = &Rejection{Revision: invalid.Revision, Result: result, Errors: invalid.Errors, At: now}
+		r.logRejection(st.Rejected)
+	case errors.As(err, &rejected):
+		r.handled.id, r.handled.key, r.handled.err = x.rev.ID, x.rev.Key, err
+		st.Rejected = &Rejection{Revision: rejected.Revision, Result: result, Errors: rejected.Errors, At: now}
+		r.logRejection(st.Rejected)
+	case errors.As(err, &transient):
+		failures := 1
+		if st.FetchError != nil {
+			failures = st.FetchError.Failures + 1
+		}
+		st.FetchError = &FetchError{At: now, Message: transient.Err.Error(), Failures: failures}
+		r.log.Warn("fetching the policy source failed; retrying with backoff", "source", st.Source, "err", transient.Err,
+			"failures", failures, "serving", x.base.revisionID())
+	case errors.As(err, &internal):
+		r.rebuild = true // not handled: retried with backoff, from scratch
+		st.Rejected = &Rejection{Revision: internal.Revision, Result: result, Errors: schema.Errors{{Message: internal.Err.Error()}}, At: now}
+		r.log.Error("internal error: the revision could not be served; retrying with backoff", "revision", internal.Revision,
+			"err", internal.Err, "serving", x.base.revisionID())
+	default:
+		r.log.Error("reconcile failed", "err", err) // a step returned an untyped error: a bug
+	}
+	if r.m != nil && result != "" {
+		r.m.reconciles.WithLabelValues(result).Inc()
+	}
+	r.status.Store(&st)
+}
+
+func (s *Served) revisionID() string {
+	if s == nil {
+		return ""
+	}
+	return s.Revision.ID
+}
+
+func (r *Reconciler) logRejection(rej *Rejection) {
+	r.log.Warn("revision not served", "revision", rej.Revision, "result", rej.Result, "errors", len(rej.Errors),
+		"first", first(rej.Errors), "serving", r.served.Load().revisionID())
+}
+
+// audit logs the one structured line each served revision gets.
+func (r *Reconciler) audit(x *run) {
+	if x.served == x.base {
+		r.log.Info("revision served again", "revision", x.rev.ID, "source", r.src.String())
+		return
+	}
+	d := x.diff
+	added, removed, changed := 0, 0, 0
+	count := func(a, rm, ch int) { added, removed, changed = added+a, removed+rm, changed+ch }
+	count(len(d.Roles.Added), len(d.Roles.Removed), len(d.Roles.Changed))
+	count(len(d.Groups.Added), len(d.Groups.Removed), len(d.Groups.Changed))
+	count(len(d.Records.Added), len(d.Records.Removed), len(d.Records.Changed))
+	count(len(d.ResourceServers.Added), len(d.ResourceServers.Removed), len(d.ResourceServers.Changed))
+	r.log.Info("revision served", "revision", x.rev.ID, "previous", x.base.revisionID(), "author", x.rev.Author.Name,
+		"subject", x.rev.Subject, "added", added, "removed", removed, "changed", changed, "source", r.src.String())
+}
+
+func (r *Reconciler) observeServed(s, prev *Served) {
+	if r.m == nil || s == prev {
+		return
+	}
+	if prev != nil && prev.Revision.ID != s.Revision.ID {
+		r.m.info.DeleteLabelValues(prev.Revision.ID)
+	}
+	r.m.info.WithLabelValues(s.Revision.ID).Set(1)
+	r.m.loadedAt.Set(float64(s.LoadedAt.UnixNano()) / 1e9)
+	c := s.Snapshot.Counts()
+	r.m.objects.WithLabelValues("roles").Set(float64(c.Roles))
+	r.m.objects.WithLabelValues("groups").Set(float64(c.Groups))
+	r.m.objects.WithLabelValues("records").Set(float64(c.Records))
+	r.m.objects.WithLabelValues("resource_servers").Set(float64(c.ResourceServers))
+}
