@@ -14,7 +14,8 @@ import (
 	"github.com/charter-policy/charter/schema"
 )
 
-// refURI normalizes a URI; ok is false for an empty one or an empty segment.
+// refURI normalizes a URI; ok is false for an empty one, or one with an
+// empty, "." or ".." segment.
 func refURI(s string) (string, bool) {
 	s = strings.TrimPrefix(s, "/")
 	s = strings.TrimSuffix(s, "/")
@@ -22,7 +23,7 @@ func refURI(s string) (string, bool) {
 		return "", false
 	}
 	for _, seg := range strings.Split(s, "/") {
-		if seg == "" {
+		if seg == "" || seg == "." || seg == ".." {
 			return "", false
 		}
 		for _, c := range seg {

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -156,8 +157,14 @@ func (l *Loader) load(ctx context.Context, fsys fs.FS) (*PolicySet, Stats, *patc
 	return merged, stats, patch, nil
 }
 
+// byteOrderMark is U+FEFF in UTF-8, which some editors write at the start of
+// a file. readUnits drops it, as the cue tool does, so that every parser sees
+// the file from its first character and column 1 is the character after it.
+var byteOrderMark = []byte{0xef, 0xbb, 0xbf}
+
 // readUnits walks fsys and groups its policy files into units, skipping
-// hidden files and directories and CUE's module directory.
+// hidden files and directories and CUE's module directory. A UTF-8
+// byte-order mark at the start of a file is dropped.
 func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
 	dirs := map[string]*unit{}
 	var units []*unit
@@ -182,7 +189,7 @@ func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
-		f := sourceFile{name: name, data: data}
+		f := sourceFile{name: name, data: bytes.TrimPrefix(data, byteOrderMark)}
 		if ext != ".cue" {
 			u := &unit{key: "file:" + name, dir: path.Dir(name), files: []sourceFile{f}}
 			units = append(units, u)

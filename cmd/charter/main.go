@@ -11,6 +11,12 @@ import (
 	"sort"
 	"syscall"
 	"time"
+
+	// The IANA time zone database, embedded (about 450 kB) so that time
+	// policies ("timezone": "Europe/Berlin") work in an image without
+	// /usr/share/zoneinfo, such as scratch or distroless/static. The
+	// system's database is still preferred when there is one.
+	_ "time/tzdata"
 )
 
 // Exit codes (SPEC section 4).

@@ -102,7 +102,7 @@ type validateReport struct {
 	Valid  bool
 	Errors schema.Errors
 	Counts map[string]int
-	Tests  *engine.TestReport // nil when no test ran
+	Tests  *engine.TestReport // nil when no test ran (none declared, or --no-tests)
 }
 
 func countsOf(p *schema.PolicySet) map[string]int {
@@ -125,12 +125,8 @@ func (r *validateReport) writeText(w io.Writer) error {
 	}
 	if r.Valid {
 		c := r.Counts
-		passed := 0
-		if r.Tests != nil {
-			passed = r.Tests.Passed
-		}
-		_, err := fmt.Fprintf(w, "%s: valid (%d roles, %d groups, %d records, %d resource servers, %d of %d tests passed)\n",
-			r.Dir, c["roles"], c["groups"], c["records"], c["resourceServers"], passed, c["tests"])
+		_, err := fmt.Fprintf(w, "%s: valid (%d roles, %d groups, %d records, %d resource servers, %s)\n",
+			r.Dir, c["roles"], c["groups"], c["records"], c["resourceServers"], r.testSummary())
 		return err
 	}
 	for _, e := range r.Errors {
@@ -138,6 +134,20 @@ func (r *validateReport) writeText(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w, "%s: invalid, %d %s\n", r.Dir, len(r.Errors), plural(len(r.Errors), "error", "errors"))
 	return err
+}
+
+// testSummary says how the tests of a valid policy fared: "N of M tests
+// passed", or, when they were not run (--no-tests), "M tests not run".
+func (r *validateReport) testSummary() string {
+	total := r.Counts["tests"]
+	if r.Tests == nil && total > 0 {
+		return fmt.Sprintf("%d %s not run", total, plural(total, "test", "tests"))
+	}
+	passed := 0
+	if r.Tests != nil {
+		passed = r.Tests.Passed
+	}
+	return fmt.Sprintf("%d of %d tests passed", passed, total)
 }
 
 type jsonError struct {

@@ -30,8 +30,9 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 
 // TestValidateGolden runs `charter validate` in every format over each
 // testdata/validate/*.txtar archive: the files under policy/ form the policy
-// root; the sections want.text, want.json and want.github hold the exit code
-// and output. Run with -update to rewrite them.
+// root; an optional "args" section holds more flags, one a line; the
+// sections want.text, want.json and want.github hold the exit code and
+// output. Run with -update to rewrite them.
 func TestValidateGolden(t *testing.T) {
 	archives, err := filepath.Glob("testdata/validate/*.txtar")
 	if err != nil || len(archives) == 0 {
@@ -63,9 +64,16 @@ func TestValidateGolden(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			var flags []string
+			for _, f := range ar.Files {
+				if f.Name == "args" {
+					flags = strings.Fields(string(f.Data))
+				}
+			}
 			changed := false
 			for _, format := range []string{"text", "json", "github"} {
-				code, stdout, stderr := runCLI(t, "validate", "--format", format, dir)
+				args := append(append([]string{"validate", "--format", format}, flags...), dir)
+				code, stdout, stderr := runCLI(t, args...)
 				got := fmt.Sprintf("exit %d\n-- stdout\n%s-- stderr\n%s", code, stdout, stderr)
 				got = strings.ReplaceAll(got, root, "$ROOT")
 				section := "want." + format

@@ -107,10 +107,10 @@ type handler struct {
 // Errors are {"error":{"code","message"}}: 400 for bad input (codes
 // invalid_json, unknown_field, invalid_path, invalid_user, invalid_resource,
 // invalid_action, invalid_question, unknown_role, invalid_time,
-// invalid_argument, invalid_cursor, too_many_checks), 403 (forbidden,
-// invalid_signature), 404 (not_found), 405 (method_not_allowed), 409
-// (min_revision_not_met), 413 (body_too_large), 503 (no_snapshot) and, for
-// a bug only, 500 (internal).
+// invalid_argument, invalid_cursor, too_many_checks), 401
+// (invalid_signature), 403 (forbidden), 404 (not_found), 405
+// (method_not_allowed), 409 (min_revision_not_met), 413 (body_too_large),
+// 503 (no_snapshot) and, for a bug only, 500 (internal).
 //
 // NewHandler registers its metrics on opts.Registerer, reusing collectors
 // that an earlier handler registered there; it panics if another collector
@@ -218,9 +218,14 @@ func (h *handler) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "revision": s.Revision()})
 }
 
+// webhookChallenge is the WWW-Authenticate header of a 401 from
+// /v1/reconcile (RFC 9110 asks a 401 to carry one): it names the header
+// that must carry the HMAC-SHA256 signature of the body.
+const webhookChallenge = `HMAC-SHA256 header="` + HeaderSignature + `"`
+
 // serveReconcile asks the backend for a fetch now. With a webhook secret the
-// body must carry a valid X-Hub-Signature-256; without one only loopback
-// clients may ask.
+// body must carry a valid X-Hub-Signature-256, else the answer is 401
+// (SPEC 6.1); without one only loopback clients may ask, others get 403.
 func (h *handler) serveReconcile(w http.ResponseWriter, r *http.Request) {
 	if h.secret == nil {
 		if !isLoopback(r.RemoteAddr) {
@@ -234,7 +239,8 @@ func (h *handler) serveReconcile(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !validSignature(h.secret, body, r.Header[HeaderSignature]) {
-			writeError(w, http.StatusForbidden, codeInvalidSignature, "missing or invalid "+HeaderSignature)
+			w.Header().Set("WWW-Authenticate", webhookChallenge)
+			writeError(w, http.StatusUnauthorized, codeInvalidSignature, "missing or invalid "+HeaderSignature)
 			return
 		}
 	}

@@ -608,12 +608,12 @@ func TestReconcile(t *testing.T) {
 			status    int
 		}{
 			{"valid", good, 202},
-			{"missing", "", 403},
-			{"other body", sign(secret, []byte("{}")), 403},
-			{"other secret", sign([]byte("nope"), body), 403},
-			{"sha1 prefix", "sha1=" + strings.TrimPrefix(good, "sha256="), 403},
-			{"not hex", "sha256=zz", 403},
-			{"short", good[:len(good)-2], 403},
+			{"missing", "", 401},
+			{"other body", sign(secret, []byte("{}")), 401},
+			{"other secret", sign([]byte("nope"), body), 401},
+			{"sha1 prefix", "sha1=" + strings.TrimPrefix(good, "sha256="), 401},
+			{"not hex", "sha256=zz", 401},
+			{"short", good[:len(good)-2], 401},
 			{"upper hex", "sha256=" + strings.ToUpper(strings.TrimPrefix(good, "sha256=")), 202},
 		} {
 			hdr := map[string]string{}
@@ -625,8 +625,13 @@ func TestReconcile(t *testing.T) {
 			if resp.status != c.status {
 				t.Errorf("%s: %d %s, want %d", c.name, resp.status, resp.body, c.status)
 			}
-			if c.status == 403 && errorCode(resp.body) != codeInvalidSignature {
-				t.Errorf("%s: %s", c.name, resp.body)
+			if c.status == 401 {
+				if errorCode(resp.body) != codeInvalidSignature {
+					t.Errorf("%s: %s", c.name, resp.body)
+				}
+				if got := resp.header.Get("WWW-Authenticate"); got != webhookChallenge {
+					t.Errorf("%s: WWW-Authenticate %q, want %q", c.name, got, webhookChallenge)
+				}
 			}
 			if reconciled := b.reconciles.Load() != before; reconciled != (c.status == 202) {
 				t.Errorf("%s: reconciled %v", c.name, reconciled)
@@ -640,6 +645,14 @@ func TestReconcile(t *testing.T) {
 		h.ServeHTTP(w, req)
 		if w.Code != 202 {
 			t.Errorf("remote with signature: %d %s", w.Code, w.Body)
+		}
+		// And one without is refused as unauthenticated, not as a stranger.
+		req = httptest.NewRequest(http.MethodPost, "/v1/reconcile", bytes.NewReader(body))
+		req.RemoteAddr = "192.0.2.7:4000"
+		w = httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 401 || errorCode(w.Body.Bytes()) != codeInvalidSignature {
+			t.Errorf("remote without signature: %d %s", w.Code, w.Body)
 		}
 	})
 }

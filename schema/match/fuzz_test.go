@@ -15,6 +15,7 @@ func seeds(t testing.TB) []string {
 		"documents", "documents:read", "documents:*", "*", "Documents:READ", "documents::read", ":read", "read:",
 		"documents/d1", "/documents/d1/", "documents//d1", "organizations/*/invoices", "*/x", "a*/b", "",
 		"/", "//", "documents/d1/comments/2", "documents:flat-documents:read", "a\x00b", "é:Ü", strings.Repeat("a/", 600),
+		"documents/d1/../../secret", "./documents", "documents/.", "documents/...", "a/.b/c.", "*/../x",
 	}
 	files, _ := filepath.Glob("../../policies-example/*.cue")
 	more, _ := filepath.Glob("../../policies-example/*/*")
@@ -127,6 +128,9 @@ func FuzzParseURI(f *testing.F) {
 			if seg == "*" {
 				t.Fatalf("ParseURI(%q) = %q holds a * segment", s, u)
 			}
+			if seg == "." || seg == ".." {
+				t.Fatalf("ParseURI(%q) = %q holds a %q segment", s, u, seg)
+			}
 		}
 		if again, err := ParseURI(u); err != nil || again != u {
 			t.Fatalf("ParseURI is not idempotent: %q -> %q -> %q, %v", s, u, again, err)
@@ -156,6 +160,11 @@ func FuzzParseURIPattern(f *testing.F) {
 		}
 		if again, err := ParseURIPattern(p.String()); err != nil || again != p {
 			t.Fatalf("pattern %q -> %q does not parse back: %v", pattern, p.String(), err)
+		}
+		for _, seg := range strings.Split(p.String(), "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				t.Fatalf("ParseURIPattern(%q) = %q holds a %q segment", pattern, p.String(), seg)
+			}
 		}
 		if p.Wildcard() != segmentsMatch("*", p.String()) && strings.Contains("/"+p.String()+"/", "/*/") != p.Wildcard() {
 			t.Fatalf("Wildcard() of %q is %t", pattern, p.Wildcard())

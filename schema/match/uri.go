@@ -10,7 +10,8 @@ import (
 var ErrWildcardURI = errors.New("a checked resource URI cannot hold a \"*\" segment")
 
 // ParseURI normalizes a resource URI that is asked about: the leading and
-// trailing "/" are dropped, segments must be non-empty and none may be "*".
+// trailing "/" are dropped, segments must be non-empty, none may be "." or
+// ".." and none may be "*".
 // It never allocates.
 func ParseURI(s string) (string, error) {
 	u, err := trimURI(s)
@@ -31,7 +32,8 @@ type URIPattern struct {
 }
 
 // ParseURIPattern parses a resource URI pattern such as "documents",
-// "organizations/*/invoices" or "*".
+// "organizations/*/invoices" or "*". Its segments obey the rules of
+// ParseURI, except that a segment may be "*".
 func ParseURIPattern(s string) (URIPattern, error) {
 	u, err := trimURI(s)
 	if err != nil {
@@ -105,7 +107,25 @@ func trimURI(s string) (string, error) {
 	if err := checkSegments(u, '/', "resource URI"); err != nil {
 		return "", err
 	}
+	if seg := dotSegment(u); seg != "" {
+		return "", fmt.Errorf("resource URI %q has a %q segment", s, seg)
+	}
 	return u, nil
+}
+
+// dotSegment returns the first "." or ".." segment of the trimmed URI u, or
+// "" when it has none. Such segments are errors (SPEC 2.2): were ".." a
+// literal name, "documents/d1" would cover "documents/d1/../../secret",
+// which a client that resolves dot segments reads as "secret".
+func dotSegment(u string) string {
+	for u != "" {
+		seg, rest := cutSegment(u)
+		if seg == "." || seg == ".." {
+			return seg
+		}
+		u = rest
+	}
+	return ""
 }
 
 func hasStarSegment(u string) bool {
