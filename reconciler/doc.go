@@ -42,7 +42,9 @@
 // Between reconciles the loop waits for a change reported by the source
 // (source.Watcher), a request (Reconcile, Request, ReconcileNow), the
 // jittered interval after a success, or the backoff delay after a failure.
-// A request or a reported change does not wait for the backoff.
+// A request or a reported change does not wait for the backoff. Each swap
+// of the served snapshot closes the channel ServedChanged returned before
+// it, so that a caller can wait for a new snapshot without polling.
 //
 // Data flows one way: cmd → reconciler → engine → schema. The reconciler
 // knows nothing of the HTTP API; charter serve adapts Status for it.

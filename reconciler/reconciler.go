@@ -44,9 +44,11 @@ type Reconciler struct {
 	opts   Options
 
 	served atomic.Pointer[Served]
-	status atomic.Pointer[Status]
-	kick   chan struct{} // capacity 1: a reconcile is wanted
-	run    atomic.Bool   // Run was called
+	// swapped is closed, and replaced, each time served changes.
+	swapped atomic.Pointer[chan struct{}]
+	status  atomic.Pointer[Status]
+	kick    chan struct{} // capacity 1: a reconcile is wanted
+	run     atomic.Bool   // Run was called
 
 	mu      sync.Mutex
 	waiters []chan error // requests for the next reconcile's outcome
@@ -77,6 +79,8 @@ func New(src source.Source, opts Options) *Reconciler {
 		kick: make(chan struct{}, 1), after: time.After, random: rand.Float64,
 	}
 	r.status.Store(&Status{Source: src.String()})
+	swapped := make(chan struct{})
+	r.swapped.Store(&swapped)
 	return r
 }
 
@@ -90,6 +94,12 @@ func (r *Reconciler) Snapshot() *engine.Snapshot {
 
 // Served returns what is served, or nil before the first snapshot.
 func (r *Reconciler) Served() *Served { return r.served.Load() }
+
+// ServedChanged returns a channel that is closed once a snapshot other than
+// the one served when it was called is served. To wait for a change, get
+// the channel first, then look at Snapshot or Served: a change between the
+// two closes the channel.
+func (r *Reconciler) ServedChanged() <-chan struct{} { return *r.swapped.Load() }
 
 // Status returns the state published by the last reconcile. It never
 // waits, not even while a reconcile is in progress.

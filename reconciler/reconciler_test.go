@@ -593,3 +593,42 @@ func TestResultOf(t *testing.T) {
 		t.Error("an InvalidError does not unwrap to its schema.Errors")
 	}
 }
+
+// TestServedChanged: the channel is closed by a swap and only by one; a
+// reconcile that serves nothing new leaves it open.
+func TestServedChanged(t *testing.T) {
+	root := t.TempDir()
+	gittest.WriteFile(t, root, "roles.cue", rolesCUE)
+	gittest.WriteFile(t, root, "records.cue", recordCUE("ann", "User"))
+	r := start(t, fetchOnly{newDir(t, root, dir.Options{})}, Options{}, nil)
+	if err := reconcileNow(t, r); err != nil {
+		t.Fatal(err)
+	}
+	first := r.Served()
+
+	changed := r.ServedChanged()
+	if err := reconcileNow(t, r); err != nil || r.Served() != first {
+		t.Fatalf("unchanged source: err %v", err)
+	}
+	select {
+	case <-changed:
+		t.Fatal("closed without a new snapshot")
+	default:
+	}
+
+	gittest.WriteFile(t, root, "records.cue", recordCUE("bob", "User"))
+	r.Reconcile()
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not closed after a new snapshot was served")
+	}
+	if r.Served() == first {
+		t.Fatal("closed, but the old snapshot is still served")
+	}
+	select {
+	case <-r.ServedChanged():
+		t.Fatal("the channel after the swap is closed already")
+	default:
+	}
+}

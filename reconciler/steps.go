@@ -178,7 +178,8 @@ func (r *Reconciler) build(_ context.Context, x *run) error {
 	return nil
 }
 
-// swap publishes the new snapshot with one atomic store.
+// swap publishes the new snapshot with one atomic store, then wakes those
+// waiting on ServedChanged.
 func (r *Reconciler) swap(_ context.Context, x *run) error {
 	if x.snap == x.base.snapshot() {
 		x.served = x.base
@@ -190,6 +191,8 @@ func (r *Reconciler) swap(_ context.Context, x *run) error {
 	}
 	x.served = &Served{Snapshot: x.snap, Policy: policy, Revision: x.rev, LoadedAt: r.opts.Now().UTC()}
 	r.served.Store(x.served)
+	next := make(chan struct{})
+	close(*r.swapped.Swap(&next)) // after the store: a waiter woken sees the new snapshot
 	return nil
 }
 

@@ -43,9 +43,6 @@ type serveConfig struct {
 // fsnotify missed; for git, the poll of SPEC 6.1.
 const defaultInterval = 30 * time.Second
 
-// includesTimeout bounds one ancestry question asked for Charter-Min-Revision.
-const includesTimeout = 5 * time.Second
-
 func runServe(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	fs := newFlagSet("serve", "", env.stderr)
 	config := serveFlags(fs)
@@ -110,9 +107,11 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 		interval = 0 // the embedded example never changes
 	}
 	rec := reconciler.New(src, reconciler.Options{Logger: log, Metrics: reconciler.NewMetrics(reg), Interval: interval})
-	var includes func(served, min string) bool
+	// The API bounds each ancestry question by the request and
+	// --min-revision-wait; the source caches the answers (gitrepo).
+	var includes func(ctx context.Context, served, min string) (bool, error)
 	if a, ok := src.(source.Ancestry); ok {
-		includes = revisionIncludes(a, log)
+		includes = a.Includes
 	}
 	handler := api.NewHandler(backend{rec}, api.Options{
 		RevisionIncludes: includes,
@@ -168,21 +167,6 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	}
 	log.Info("stopped")
 	return exitOK, nil
-}
-
-// revisionIncludes adapts a source's ancestry to the API's
-// Charter-Min-Revision check, which asks without a context: each question
-// gets its own bounded one.
-func revisionIncludes(a source.Ancestry, log *slog.Logger) func(served, min string) bool {
-	return func(served, min string) bool {
-		ctx, cancel := context.WithTimeout(context.Background(), includesTimeout)
-		defer cancel()
-		ok, err := a.Includes(ctx, served, min)
-		if err != nil {
-			log.Warn("Charter-Min-Revision: reading the history failed", "served", served, "min", min, "err", err)
-		}
-		return ok
-	}
 }
 
 // newSource returns the policy source cfg names, or the embedded example.
@@ -241,26 +225,43 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 }
 
 // backend adapts the reconciler to what the HTTP API serves from. Every
-// method returns at once: Status reads the reconciler's published status.
+// method but ReconcileWait returns at once: Status reads the reconciler's
+// published status.
 type backend struct{ rec *reconciler.Reconciler }
 
 func (b backend) Snapshot() *engine.Snapshot { return b.rec.Snapshot() }
 func (b backend) Reconcile()                 { b.rec.Reconcile() }
 
-// Status maps the reconciler's status to GET /v1/status. Its "error" is
-// the newest revision that could not be served or, when there is none, the
-// last failed fetch (with an empty revision), until the API reports fetch
-// errors apart (SPEC 6.1's lastFetchError).
+// ReconcileWait asks for a reconcile and waits for its outcome, or for ctx.
+func (b backend) ReconcileWait(ctx context.Context) error { return b.rec.ReconcileNow(ctx) }
+
+// SnapshotChanged is closed when the reconciler swaps in a new snapshot.
+func (b backend) SnapshotChanged() <-chan struct{} { return b.rec.ServedChanged() }
+
+// Status maps the reconciler's status to GET /v1/status: what is served
+// (with its commit and signature), what was fetched last and whether that
+// failed, and the newest revision that could not be served. Branch stays
+// empty: no source of this build follows a branch.
 func (b backend) Status() api.Status {
 	st := b.rec.Status()
-	out := api.Status{Source: st.Source, Counts: map[string]int{}}
+	out := api.Status{Source: st.Source, Counts: map[string]int{}, LastFetch: st.LastFetch}
 	if s := st.Served; s != nil {
 		c := s.Snapshot.Counts()
-		out.Revision, out.CommitTime, out.Author, out.LoadedAt = s.Revision.ID, s.Revision.CommitTime, s.Revision.Author.Name, s.LoadedAt
+		rev := s.Revision
+		out.Revision, out.CommitTime, out.LoadedAt = rev.ID, rev.CommitTime, s.LoadedAt
+		out.Author, out.Committer, out.Subject = rev.Author.Name, rev.Committer.Name, rev.Subject
 		out.Counts = map[string]int{"roles": c.Roles, "groups": c.Groups, "records": c.Records, "resourceServers": c.ResourceServers}
+		sig := api.Signature{Status: string(rev.Signature.Status), Signer: rev.Signature.Signer}
+		if sig.Status == "" {
+			sig.Status = string(source.SignatureNone)
+		}
+		out.Signature = &sig
 	}
-	if st.Rejected == nil && st.FetchError != nil {
-		out.Error = &api.RevisionError{Errors: []api.PositionedError{{Message: "fetch: " + st.FetchError.Message}}}
+	if f := st.Fetched; f != nil {
+		out.FetchedRevision = f.ID
+	}
+	if f := st.FetchError; f != nil {
+		out.LastFetchError = f.Message
 	}
 	if r := st.Rejected; r != nil {
 		re := &api.RevisionError{Revision: r.Revision, Errors: []api.PositionedError{}}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -118,8 +119,9 @@ func getStatus(t *testing.T, client *http.Client, base string) statusBody {
 }
 
 // TestServeFetchErrorClears: a policy directory that disappears is a fetch
-// error in /v1/status; when it comes back with the same content, the error
-// is cleared although nothing is reloaded.
+// error in /v1/status (lastFetchError, not the revision error); when it
+// comes back with the same content, the error is cleared although nothing
+// is reloaded.
 func TestServeFetchErrorClears(t *testing.T) {
 	s := startServer(t, map[string]string{"roles.cue": serveRoles, "records.cue": versionRecords(1)})
 	served := s.status(t).Revision
@@ -135,18 +137,18 @@ func TestServeFetchErrorClears(t *testing.T) {
 		t.Fatal(err)
 	}
 	reconcile()
-	s.waitFor(t, func() bool { return s.status(t).Error != nil })
+	s.waitFor(t, func() bool { return s.status(t).LastFetchError != nil })
 	st := s.status(t)
-	if st.Revision != served || st.Error.Revision != "" || !strings.HasPrefix(st.Error.Errors[0].Message, "fetch: ") {
-		t.Fatalf("status after a failed fetch: %+v", st.Error)
+	if st.Revision != served || st.Error != nil || st.LastFetch == nil || *st.LastFetchError == "" {
+		t.Fatalf("status after a failed fetch: %+v", st)
 	}
 	if err := os.Rename(s.dir+".away", s.dir); err != nil {
 		t.Fatal(err)
 	}
 	reconcile()
-	s.waitFor(t, func() bool { return s.status(t).Error == nil })
-	if st := s.status(t); st.Revision != served {
-		t.Errorf("revision %s after the directory came back, want %s", st.Revision, served)
+	s.waitFor(t, func() bool { return s.status(t).LastFetchError == nil })
+	if st := s.status(t); st.Revision != served || st.Error != nil || st.FetchedRevision == nil || *st.FetchedRevision != served {
+		t.Errorf("status after the directory came back: %+v, want revision %s", st, served)
 	}
 }
 
@@ -194,4 +196,127 @@ func TestServeMinRevisionInGit(t *testing.T) {
 	// A commit of the edit, with no further change, is served as that commit.
 	c3 := gittest.CommitAll(t, repo, "third")
 	s.waitFor(t, func() bool { return s.status(t).Revision == c3 })
+}
+
+// TestServeMinRevisionWaitsForCommit: a request for a commit the served
+// repository does not have yet waits; when the commit lands (pulled into
+// the work tree) the request is answered from it as soon as it is served,
+// long before --min-revision-wait ends.
+func TestServeMinRevisionWaitsForCommit(t *testing.T) {
+	repo := t.TempDir()
+	gittest.Init(t, repo)
+	writePolicyFile(t, repo, "roles.cue", serveRoles)
+	writePolicyFile(t, repo, "records.cue", versionRecords(1))
+	c1 := gittest.CommitAll(t, repo, "first")
+	const wait = 30 * time.Second
+	s := launchServer(t, serveConfig{source: repo, debounce: 50 * time.Millisecond, minRevisionWait: wait})
+	s.waitFor(t, func() bool { return s.status(t).Revision == c1 })
+
+	// The next commit is made in another clone: the served repository does
+	// not know it yet.
+	other := filepath.Join(t.TempDir(), "other")
+	gittest.Git(t, repo, "clone", "-q", repo, other)
+	writePolicyFile(t, other, "records.cue", versionRecords(2))
+	c2 := gittest.CommitAll(t, other, "second")
+
+	type answer struct {
+		status   int
+		revision string
+		err      error
+		took     time.Duration
+	}
+	done := make(chan answer, 1)
+	start := time.Now()
+	go func() {
+		req, err := http.NewRequest(http.MethodGet, s.base+"/v1/users/ann/resources/documents%2Fd2/permissions/documents:read", nil)
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		req.Header.Set("Charter-Min-Revision", c2)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		resp.Body.Close()
+		done <- answer{status: resp.StatusCode, revision: resp.Header.Get("Charter-Revision"), took: time.Since(start)}
+	}()
+	select {
+	case a := <-done:
+		t.Fatalf("answered before the commit landed: %+v", a)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	gittest.Git(t, repo, "pull", "-q", "--ff-only", other, "main")
+	var a answer
+	select {
+	case a = <-done:
+	case <-time.After(wait + 10*time.Second):
+		t.Fatal("no answer")
+	}
+	if a.err != nil || a.status != http.StatusOK || a.revision != c2 {
+		t.Fatalf("%+v, want 200 at %s; log:\n%s", a, c2, s.logs.String())
+	}
+	if a.took > wait/2 {
+		t.Errorf("answered after %v, with a wait of %v: it did not wake when %s was served", a.took, wait, c2)
+	}
+}
+
+// TestServeReconcileWait: POST /v1/reconcile?wait=true answers after a
+// reconcile that sees the newest commit, with the served revision, and
+// says so when that commit cannot be served; /v1/status shows what was
+// fetched and the served commit's signature.
+func TestServeReconcileWait(t *testing.T) {
+	repo := t.TempDir()
+	gittest.Init(t, repo)
+	writePolicyFile(t, repo, "roles.cue", serveRoles)
+	writePolicyFile(t, repo, "records.cue", versionRecords(1))
+	c1 := gittest.CommitAll(t, repo, "first")
+	s := launchServer(t, serveConfig{source: repo, debounce: 50 * time.Millisecond})
+	s.waitFor(t, func() bool { return s.status(t).Revision == c1 })
+
+	type reconciled struct {
+		Status   string  `json:"status"`
+		Revision string  `json:"revision"`
+		Error    *string `json:"error"`
+	}
+	reconcileWait := func() (reconciled, string) {
+		t.Helper()
+		resp, err := http.Post(s.base+"/v1/reconcile?wait=true", "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body reconciled
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /v1/reconcile?wait=true: %d %v", resp.StatusCode, err)
+		}
+		return body, resp.Header.Get("Charter-Revision")
+	}
+
+	writePolicyFile(t, repo, "records.cue", versionRecords(2))
+	c2 := gittest.CommitAll(t, repo, "second")
+	if body, hdr := reconcileWait(); body.Status != "served" || body.Revision != c2 || hdr != c2 || body.Error != nil {
+		t.Fatalf("after committing %s: %+v (Charter-Revision %s)", c2, body, hdr)
+	}
+	st := s.status(t)
+	if st.Revision != c2 || st.Subject != "second" || st.FetchedRevision == nil || *st.FetchedRevision != c2 ||
+		st.LastFetch == nil || st.LastFetchError != nil || st.Branch != nil {
+		t.Errorf("status: %+v", st)
+	}
+	if sig := st.Signature; sig == nil || sig.Status != "none" || sig.Signer != nil {
+		t.Errorf("signature of an unsigned commit: %+v", sig)
+	}
+
+	writePolicyFile(t, repo, "records.cue", "package policies\n\nrecords: r1: {name: 7}\n")
+	c3 := gittest.CommitAll(t, repo, "broken")
+	body, hdr := reconcileWait()
+	if body.Status != "not_served" || body.Revision != c2 || hdr != c2 || body.Error == nil || *body.Error == "" {
+		t.Fatalf("after committing an invalid %s: %+v (Charter-Revision %s)", c3, body, hdr)
+	}
+	st = s.status(t)
+	if st.Revision != c2 || st.FetchedRevision == nil || *st.FetchedRevision != c3 || st.Error == nil || st.Error.Revision != c3 {
+		t.Errorf("status after an invalid commit: %+v", st)
+	}
 }

@@ -122,10 +122,19 @@ func writePolicyFile(t *testing.T, dir, name, data string) {
 }
 
 type statusBody struct {
-	Revision string         `json:"revision"`
-	Source   string         `json:"source"`
-	Counts   map[string]int `json:"counts"`
-	Error    *struct {
+	Revision        string     `json:"revision"`
+	Source          string     `json:"source"`
+	Subject         string     `json:"subject"`
+	Branch          *string    `json:"branch"`
+	FetchedRevision *string    `json:"fetchedRevision"`
+	LastFetch       *time.Time `json:"lastFetch"`
+	LastFetchError  *string    `json:"lastFetchError"`
+	Signature       *struct {
+		Status string  `json:"status"`
+		Signer *string `json:"signer"`
+	} `json:"signature"`
+	Counts map[string]int `json:"counts"`
+	Error  *struct {
 		Revision string `json:"revision"`
 		Errors   []struct {
 			Position string `json:"position"`

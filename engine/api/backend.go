@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
@@ -17,21 +18,74 @@ type Backend interface {
 	Status() Status
 	// Reconcile asks for a fetch now (POST /v1/reconcile); it returns at once.
 	Reconcile()
+	// ReconcileWait asks for a fetch now and waits for the outcome of a
+	// reconcile that starts after the call (POST /v1/reconcile?wait=true):
+	// nil when the source's revision is served, newly or already, else why
+	// it is not. It returns ctx's error when ctx ends first.
+	ReconcileWait(ctx context.Context) error
+	// SnapshotChanged returns a channel that is closed once a snapshot
+	// other than the one served when it was called is served. A waiter gets
+	// the channel first, then looks at Snapshot, so that it misses no
+	// change. It never blocks.
+	SnapshotChanged() <-chan struct{}
 }
 
 // Status is the body of GET /v1/status. Every field is always present:
-// commitTime and loadedAt are null while unknown (outside git, or before
-// the first snapshot).
+// times, and the fields of SPEC 6.1 (branch, fetchedRevision,
+// lastFetchError, signature and its signer), are null while unknown
+// (outside git, before the first snapshot or fetch, or without a failure).
 type Status struct {
 	Revision   string
 	CommitTime time.Time
 	Author     string
-	LoadedAt   time.Time
-	Source     string
-	Counts     map[string]int
+	// Committer and Subject (the first line of the message) are those of
+	// the served commit; empty outside git.
+	Committer string
+	Subject   string
+	LoadedAt  time.Time
+	Source    string
+	// Branch is the branch the source follows; empty when it follows none
+	// (a directory).
+	Branch string
+	// FetchedRevision is the newest revision fetched, served or not; empty
+	// before the first successful fetch.
+	FetchedRevision string
+	// LastFetch is when the last fetch ended, successful or not; zero
+	// before the first.
+	LastFetch time.Time
+	// LastFetchError is why the last fetch failed; empty once a fetch
+	// succeeds.
+	LastFetchError string
+	// Signature is the served revision's; nil before the first snapshot.
+	Signature *Signature
+	Counts    map[string]int
 	// Error describes the newest revision seen that could not be served;
 	// nil once a newer revision is served.
 	Error *RevisionError
+}
+
+// Signature is the state of a served commit's signature (SPEC 6.1).
+type Signature struct {
+	// Status is "good", "bad" or "none".
+	Status string
+	// Signer names the trusted key that made a good signature; empty
+	// otherwise.
+	Signer string
+}
+
+// MarshalJSON writes the signature with a null signer when there is none.
+func (s Signature) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Status string  `json:"status"`
+		Signer *string `json:"signer"`
+	}{s.Status, stringOrNull(s.Signer)})
+}
+
+func stringOrNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // MarshalJSON writes the status with null for unknown times.
@@ -47,14 +101,25 @@ func (s Status) MarshalJSON() ([]byte, error) {
 		counts = map[string]int{}
 	}
 	return json.Marshal(struct {
-		Revision   string         `json:"revision"`
-		CommitTime *time.Time     `json:"commitTime"`
-		Author     string         `json:"author"`
-		LoadedAt   *time.Time     `json:"loadedAt"`
-		Source     string         `json:"source"`
-		Counts     map[string]int `json:"counts"`
-		Error      *RevisionError `json:"error"`
-	}{s.Revision, orNull(s.CommitTime), s.Author, orNull(s.LoadedAt), s.Source, counts, s.Error})
+		Revision        string         `json:"revision"`
+		CommitTime      *time.Time     `json:"commitTime"`
+		Author          string         `json:"author"`
+		Committer       string         `json:"committer"`
+		Subject         string         `json:"subject"`
+		LoadedAt        *time.Time     `json:"loadedAt"`
+		Source          string         `json:"source"`
+		Branch          *string        `json:"branch"`
+		FetchedRevision *string        `json:"fetchedRevision"`
+		LastFetch       *time.Time     `json:"lastFetch"`
+		LastFetchError  *string        `json:"lastFetchError"`
+		Signature       *Signature     `json:"signature"`
+		Counts          map[string]int `json:"counts"`
+		Error           *RevisionError `json:"error"`
+	}{
+		s.Revision, orNull(s.CommitTime), s.Author, s.Committer, s.Subject, orNull(s.LoadedAt), s.Source,
+		stringOrNull(s.Branch), stringOrNull(s.FetchedRevision), orNull(s.LastFetch), stringOrNull(s.LastFetchError),
+		s.Signature, counts, s.Error,
+	})
 }
 
 // RevisionError is a revision that was rejected, with every reason.

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -61,9 +63,11 @@ type Options struct {
 	// DefaultMinRevisionWait.
 	MinRevisionWait time.Duration
 	// RevisionIncludes reports whether the served revision is min or a
-	// descendant of it (git ancestry), for Charter-Min-Revision. Nil: only the
-	// revision min itself satisfies the header.
-	RevisionIncludes func(served, min string) bool
+	// descendant of it (git ancestry), for Charter-Min-Revision, under a
+	// context that ends with the request or the MinRevisionWait (an error is
+	// logged and taken as false). Nil: only the revision min itself
+	// satisfies the header.
+	RevisionIncludes func(ctx context.Context, served, min string) (bool, error)
 }
 
 // handler serves the API; see NewHandler.
@@ -73,7 +77,7 @@ type handler struct {
 	secret   []byte
 	log      *slog.Logger
 	wait     time.Duration
-	includes func(served, min string) bool
+	includes func(ctx context.Context, served, min string) (bool, error)
 	mux      *http.ServeMux
 	m        *metrics
 	state    atomic.Pointer[snapState]
@@ -95,7 +99,7 @@ type handler struct {
 //	POST /v1/check     {"checks":[{"userId","resourceUri","action"}],"time"?} → {"revision","results":[{"allowed"}]}
 //	POST /v1/explain   {"userId","resourceUri","action"|"role"|"assign","time"?} → {"allowed","revision","layer","trace"}
 //	GET  /v1/status    Backend.Status
-//	POST /v1/reconcile 202 {"status":"accepted"}
+//	POST /v1/reconcile 202 {"status":"accepted"}; ?wait=true: 200 {"status","revision","error"} after the reconcile
 //	GET  /healthz, /readyz, /metrics
 //
 // {resourceUri} is one URL-encoded path segment ("documents%2Fd1"). Every
@@ -244,8 +248,48 @@ func (h *handler) serveReconcile(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h.b.Reconcile()
-	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
+	h.reconcile(w, r)
+}
+
+// reconcile answers an authorized POST /v1/reconcile: 202 once the fetch is
+// asked for; with ?wait=true, 200 after the reconcile, with the revision
+// served then and, when the source's revision is not served, why.
+func (h *handler) reconcile(w http.ResponseWriter, r *http.Request) {
+	wait := false
+	if v, ok := r.URL.Query()["wait"]; ok {
+		var err error
+		if wait, err = strconv.ParseBool(v[0]); err != nil || len(v) != 1 {
+			writeError(w, http.StatusBadRequest, codeInvalidArgument, "query parameter wait must be given once, as true or false")
+			return
+		}
+	}
+	if !wait {
+		h.b.Reconcile()
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
+		return
+	}
+	err := h.b.ReconcileWait(r.Context())
+	body := reconciled{Status: "served"}
+	if err != nil {
+		msg := err.Error()
+		body.Status, body.Error = "not_served", &msg
+	}
+	if s := h.b.Snapshot(); s != nil {
+		body.Revision = s.Revision()
+		w.Header()[HeaderRevision] = []string{body.Revision}
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// reconciled is the body of POST /v1/reconcile?wait=true.
+type reconciled struct {
+	// Status is "served" when the source's revision is served, else
+	// "not_served".
+	Status string `json:"status"`
+	// Revision is the revision served after the reconcile; empty when none is.
+	Revision string `json:"revision"`
+	// Error is why the source's revision is not served; null when it is.
+	Error *string `json:"error"`
 }
 
 // validSignature reports whether the one header value is "sha256=<hex>" of

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -92,10 +93,15 @@ func TestRoutes(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	b := newBackend(exampleSnapshot(t, "rev1"))
 	b.status = Status{
-		Author: "Ada <ada@example.com>", Source: "dir:/policies",
-		CommitTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
-		LoadedAt:   time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC),
-		Counts:     map[string]int{"roles": 10},
+		Author: "Ada <ada@example.com>", Committer: "Bo", Subject: "Add roles", Source: "dir:/policies",
+		CommitTime:      time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		LoadedAt:        time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC),
+		Branch:          "main",
+		FetchedRevision: "rev2",
+		LastFetch:       time.Date(2026, 1, 2, 3, 4, 7, 0, time.UTC),
+		LastFetchError:  "connection refused",
+		Signature:       &Signature{Status: "good", Signer: "ada"},
+		Counts:          map[string]int{"roles": 10},
 		Error: &RevisionError{Revision: "rev2", Errors: []PositionedError{
 			{Position: "documents.cue:3:5", Message: "roles.Admin.name: conflicting values"},
 		}},
@@ -234,7 +240,9 @@ func TestRoutes(t *testing.T) {
 
 		// Status, health, metrics, unknown routes.
 		{name: "status", path: "/v1/status", status: 200, want: `{"revision":"rev1","commitTime":"2026-01-02T03:04:05Z",` +
-			`"author":"Ada <ada@example.com>","loadedAt":"2026-01-02T03:04:06Z","source":"dir:/policies","counts":{"roles":10},` +
+			`"author":"Ada <ada@example.com>","committer":"Bo","subject":"Add roles","loadedAt":"2026-01-02T03:04:06Z","source":"dir:/policies",` +
+			`"branch":"main","fetchedRevision":"rev2","lastFetch":"2026-01-02T03:04:07Z","lastFetchError":"connection refused",` +
+			`"signature":{"status":"good","signer":"ada"},"counts":{"roles":10},` +
 			`"error":{"revision":"rev2","errors":[{"position":"documents.cue:3:5","message":"roles.Admin.name: conflicting values"}]}}`},
 		{name: "status POST", method: "POST", path: "/v1/status", status: 405, code: codeMethodNotAllowed},
 		{name: "healthz", path: "/healthz", status: 200, want: `{"status":"ok"}`},
@@ -419,7 +427,8 @@ func TestNoSnapshotYet(t *testing.T) {
 		{name: "explain", method: "POST", path: "/v1/explain", body: `{"userId":"a","resourceUri":"b","action":"c"}`, status: 503, code: codeNoSnapshot},
 		{name: "readyz", path: "/readyz", status: 503, code: codeNoSnapshot},
 		{name: "healthz", path: "/healthz", status: 200},
-		{name: "status", path: "/v1/status", status: 200, want: `{"revision":"","commitTime":null,"author":"","loadedAt":null,"source":"","counts":{},"error":null}`},
+		{name: "status", path: "/v1/status", status: 200, want: `{"revision":"","commitTime":null,"author":"","committer":"","subject":"","loadedAt":null,"source":"",` +
+			`"branch":null,"fetchedRevision":null,"lastFetch":null,"lastFetchError":null,"signature":null,"counts":{},"error":null}`},
 		// Bad input is still 400, before the snapshot matters.
 		{name: "bad input", path: checkPath("", "documents/d1", "documents:read"), status: 400, code: codeInvalidUser},
 	})
@@ -524,7 +533,9 @@ func TestMinRevision(t *testing.T) {
 	t.Run("descendant", func(t *testing.T) {
 		b := newBackend(rev2)
 		base := startServer(t, NewHandler(b, Options{MinRevisionWait: wait,
-			RevisionIncludes: func(served, min string) bool { return served == "rev2" && min == "rev1" }}))
+			RevisionIncludes: func(_ context.Context, served, min string) (bool, error) {
+				return served == "rev2" && min == "rev1", nil
+			}}))
 		resp := do(t, base, http.MethodGet, path, nil, map[string]string{HeaderMinRevision: "rev1"})
 		if resp.status != 200 || resp.header.Get(HeaderRevision) != "rev2" || b.reconciles.Load() != 0 {
 			t.Errorf("%d %v, %d reconciles", resp.status, resp.header, b.reconciles.Load())

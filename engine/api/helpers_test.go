@@ -53,12 +53,17 @@ func snapshotOf(tb testing.TB, fsys fs.FS, rev string) *engine.Snapshot {
 }
 
 // testBackend is a real Backend over real snapshots: what the reconciler
-// does, minus fetching. On Reconcile it serves next, when set.
+// does, minus fetching. On Reconcile it serves next, when set, a little
+// later; on ReconcileWait at once, and then answers waitErr.
 type testBackend struct {
 	snap       atomic.Pointer[engine.Snapshot]
 	next       atomic.Pointer[engine.Snapshot]
 	reconciles atomic.Int32
 	status     Status
+	waitErr    error
+
+	mu      sync.Mutex
+	changed chan struct{} // closed by serve; nil until asked for
 }
 
 func (b *testBackend) Snapshot() *engine.Snapshot { return b.snap.Load() }
@@ -75,7 +80,38 @@ func (b *testBackend) Reconcile() {
 	b.reconciles.Add(1)
 	if n := b.next.Swap(nil); n != nil {
 		// Serve the next revision a little later, as a fetch would.
-		time.AfterFunc(20*time.Millisecond, func() { b.snap.Store(n) })
+		time.AfterFunc(20*time.Millisecond, func() { b.serve(n) })
+	}
+}
+
+func (b *testBackend) ReconcileWait(ctx context.Context) error {
+	b.reconciles.Add(1)
+	if n := b.next.Swap(nil); n != nil {
+		b.serve(n)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.waitErr
+}
+
+func (b *testBackend) SnapshotChanged() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed == nil {
+		b.changed = make(chan struct{})
+	}
+	return b.changed
+}
+
+// serve swaps in s and wakes the waiters, as the reconciler does.
+func (b *testBackend) serve(s *engine.Snapshot) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.snap.Store(s)
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
 	}
 }
 

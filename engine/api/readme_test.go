@@ -246,9 +246,12 @@ func readmeServer(t *testing.T) *httptest.Server {
 	b := newBackend(s)
 	c := s.Counts()
 	b.status = Status{
-		LoadedAt: time.Date(2026, 3, 2, 10, 30, 0, 0, time.UTC),
-		Source:   "embedded:policies-example",
-		Counts:   map[string]int{"roles": c.Roles, "groups": c.Groups, "records": c.Records, "resourceServers": c.ResourceServers},
+		LoadedAt:        time.Date(2026, 3, 2, 10, 30, 0, 0, time.UTC),
+		Source:          "embedded:policies-example",
+		FetchedRevision: readmeRevision,
+		LastFetch:       time.Date(2026, 3, 2, 10, 30, 0, 0, time.UTC),
+		Signature:       &Signature{Status: "none"},
+		Counts:          map[string]int{"roles": c.Roles, "groups": c.Groups, "records": c.Records, "resourceServers": c.ResourceServers},
 	}
 	reg := prometheus.NewRegistry()
 	srv := httptest.NewServer(NewHandler(b, Options{Registerer: reg, Gatherer: reg}))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/charter-policy/charter/engine"
 )
@@ -75,18 +74,18 @@ func (st *snapState) writeDecision(w http.ResponseWriter, allowed bool) {
 // Charter-Min-Revision; when there is no snapshot (503) or not the one asked
 // for (409), it answers the request itself and returns nil.
 func (h *handler) current(w http.ResponseWriter, r *http.Request) *snapState {
-	s := h.b.Snapshot()
+	var s *engine.Snapshot
 	if v := r.Header[HeaderMinRevision]; len(v) > 0 && v[0] != "" {
 		min := v[0]
-		if s == nil || !h.satisfies(s.Revision(), min) {
-			s = h.awaitRevision(r.Context(), min)
-			if s != nil && !h.satisfies(s.Revision(), min) {
-				w.Header()[HeaderRevision] = []string{s.Revision()}
-				writeError(w, http.StatusConflict, codeMinRevision,
-					"served revision "+strconv.Quote(s.Revision())+" is not "+strconv.Quote(min)+" or newer after waiting "+h.wait.String())
-				return nil
-			}
+		var ok bool
+		if s, ok = h.awaitRevision(r.Context(), min); !ok && s != nil {
+			w.Header()[HeaderRevision] = []string{s.Revision()}
+			writeError(w, http.StatusConflict, codeMinRevision,
+				"served revision "+strconv.Quote(s.Revision())+" is not "+strconv.Quote(min)+" or newer after waiting "+h.wait.String())
+			return nil
 		}
+	} else {
+		s = h.b.Snapshot()
 	}
 	if s == nil {
 		writeError(w, http.StatusServiceUnavailable, codeNoSnapshot, "no policy snapshot loaded yet")
@@ -95,35 +94,48 @@ func (h *handler) current(w http.ResponseWriter, r *http.Request) *snapState {
 	return h.stateFor(s)
 }
 
-func (h *handler) satisfies(served, min string) bool {
+// awaitRevision returns the served snapshot once it is min or a descendant
+// of it, with true. When the one served is not, it asks the backend for a
+// fetch and waits, for at most h.wait, for each new snapshot to be served
+// (no polling: it sleeps until the backend signals a change), and it
+// returns false with the snapshot served last (nil when there is none) if
+// none of them satisfies min in time or the client goes away. The ancestry
+// questions are bounded by the same wait.
+func (h *handler) awaitRevision(ctx context.Context, min string) (*engine.Snapshot, bool) {
+	ctx, cancel := context.WithTimeout(ctx, h.wait)
+	defer cancel()
+	asked := false
+	for {
+		changed := h.b.SnapshotChanged() // before Snapshot: a swap in between closes it
+		s := h.b.Snapshot()
+		if s != nil && h.satisfies(ctx, s.Revision(), min) {
+			return s, true
+		}
+		if !asked {
+			h.b.Reconcile()
+			asked = true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return h.b.Snapshot(), false
+		}
+	}
+}
+
+// satisfies reports whether served is min or, by the source's ancestry, a
+// descendant of it. A history that cannot be read does not satisfy min; it
+// is logged unless the wait ran out.
+func (h *handler) satisfies(ctx context.Context, served, min string) bool {
 	if served == min {
 		return true
 	}
-	return h.includes != nil && h.includes(served, min)
-}
-
-// minRevisionPoll is how often a request waiting for a revision looks again.
-const minRevisionPoll = 10 * time.Millisecond
-
-// awaitRevision asks the backend to fetch now and polls until it serves min
-// (or a descendant), the wait passes or the client goes away. It returns the
-// snapshot served last, which may still be behind, or nil.
-func (h *handler) awaitRevision(ctx context.Context, min string) *engine.Snapshot {
-	h.b.Reconcile()
-	deadline := time.NewTimer(h.wait)
-	defer deadline.Stop()
-	tick := time.NewTicker(minRevisionPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return h.b.Snapshot()
-		case <-deadline.C:
-			return h.b.Snapshot()
-		case <-tick.C:
-			if s := h.b.Snapshot(); s != nil && h.satisfies(s.Revision(), min) {
-				return s
-			}
-		}
+	if h.includes == nil {
+		return false
 	}
+	ok, err := h.includes(ctx, served, min)
+	if err != nil && ctx.Err() == nil {
+		h.log.Warn("Charter-Min-Revision: reading the history failed", "served", served, "min", min, "err", err)
+	}
+	return ok && err == nil
 }
