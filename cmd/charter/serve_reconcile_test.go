@@ -289,7 +289,7 @@ func TestServeReconcileWait(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		var body reconciled
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("POST /v1/reconcile?wait=true: %d %v", resp.StatusCode, err)
 		}
 		return body, resp.Header.Get("Charter-Revision")

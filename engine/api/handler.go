@@ -252,7 +252,7 @@ func (h *handler) serveReconcile(w http.ResponseWriter, r *http.Request) {
 }
 
 // reconcile answers an authorized POST /v1/reconcile: 202 once the fetch is
-// asked for; with ?wait=true, 200 after the reconcile, with the revision
+// asked for; with ?wait=true, 202 after the reconcile (SPEC 6.1), with the revision
 // served then and, when the source's revision is not served, why.
 func (h *handler) reconcile(w http.ResponseWriter, r *http.Request) {
 	wait := false
@@ -278,7 +278,7 @@ func (h *handler) reconcile(w http.ResponseWriter, r *http.Request) {
 		body.Revision = s.Revision()
 		w.Header()[HeaderRevision] = []string{body.Revision}
 	}
-	writeJSON(w, http.StatusOK, body)
+	writeJSON(w, http.StatusAccepted, body)
 }
 
 // reconciled is the body of POST /v1/reconcile?wait=true.

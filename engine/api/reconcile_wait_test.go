@@ -129,7 +129,7 @@ func TestReconcileWait(t *testing.T) {
 		b.next.Store(rev2)
 		base := startServer(t, NewHandler(b, Options{}))
 		resp := do(t, base, http.MethodPost, "/v1/reconcile?wait=true", nil, nil)
-		if resp.status != http.StatusOK || resp.header.Get(HeaderRevision) != "rev2" ||
+		if resp.status != http.StatusAccepted || resp.header.Get(HeaderRevision) != "rev2" ||
 			!jsonEqual(resp.body, []byte(`{"status":"served","revision":"rev2","error":null}`)) {
 			t.Errorf("%d %v %s", resp.status, resp.header, resp.body)
 		}
@@ -139,7 +139,7 @@ func TestReconcileWait(t *testing.T) {
 		b.waitErr = errors.New("revision rev2 is invalid")
 		base := startServer(t, NewHandler(b, Options{}))
 		resp := do(t, base, http.MethodPost, "/v1/reconcile?wait=1", nil, nil)
-		if resp.status != http.StatusOK || resp.header.Get(HeaderRevision) != "rev1" ||
+		if resp.status != http.StatusAccepted || resp.header.Get(HeaderRevision) != "rev1" ||
 			!jsonEqual(resp.body, []byte(`{"status":"not_served","revision":"rev1","error":"revision rev2 is invalid"}`)) {
 			t.Errorf("%d %v %s", resp.status, resp.header, resp.body)
 		}
@@ -149,7 +149,7 @@ func TestReconcileWait(t *testing.T) {
 		b.waitErr = errors.New("fetch failed")
 		base := startServer(t, NewHandler(b, Options{}))
 		resp := do(t, base, http.MethodPost, "/v1/reconcile?wait=true", nil, nil)
-		if resp.status != http.StatusOK || resp.header.Get(HeaderRevision) != "" ||
+		if resp.status != http.StatusAccepted || resp.header.Get(HeaderRevision) != "" ||
 			!jsonEqual(resp.body, []byte(`{"status":"not_served","revision":"","error":"fetch failed"}`)) {
 			t.Errorf("%d %v %s", resp.status, resp.header, resp.body)
 		}
