@@ -15,7 +15,7 @@ const maxDepth = 64
 // reports no positions, and the positions of entities are needed for error
 // messages and decision traces.
 func parseJSON(file string, src []byte) (*node, *Error) {
-	p := &jsonParser{file: file, src: src, line: 1}
+	p := &jsonParser{file: file, src: src, line: 1, col: 1}
 	p.skipSpace()
 	n, err := p.value(0)
 	if err != nil {
@@ -28,16 +28,24 @@ func parseJSON(file string, src []byte) (*node, *Error) {
 	return n, nil
 }
 
+// jsonParser reads src from off. Positions are kept incrementally: col is
+// the 1-based column, in runes, of the byte at colOff on line line, and
+// pos advances it over the bytes read since, so that each byte is counted
+// once however long its line is (json.Marshal writes a file on one line).
 type jsonParser struct {
-	file      string
-	src       []byte
-	off       int
-	line      int
-	lineStart int
+	file   string
+	src    []byte
+	off    int
+	line   int
+	col    int
+	colOff int
 }
 
+// pos returns the position of the byte at off.
 func (p *jsonParser) pos() Pos {
-	return Pos{File: p.file, Line: p.line, Col: utf8.RuneCount(p.src[p.lineStart:p.off]) + 1}
+	p.col += utf8.RuneCount(p.src[p.colOff:p.off])
+	p.colOff = p.off
+	return Pos{File: p.file, Line: p.line, Col: p.col}
 }
 
 func (p *jsonParser) errorf(format string, args ...any) *Error {
@@ -48,8 +56,7 @@ func (p *jsonParser) skipSpace() {
 	for p.off < len(p.src) {
 		switch p.src[p.off] {
 		case '\n':
-			p.line++
-			p.lineStart = p.off + 1
+			p.line, p.col, p.colOff = p.line+1, 1, p.off+1
 		case ' ', '\t', '\r':
 		default:
 			return
