@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -194,8 +195,15 @@ func (p *jsonParser) number(pos Pos) (*node, *Error) {
 		}
 		return p.off - s
 	}
+	intStart := p.off
 	if digits() == 0 {
 		return nil, p.errorf("malformed number")
+	}
+	if p.src[intStart] == '0' && p.off-intStart > 1 {
+		lit := string(p.src[intStart:min(p.off, intStart+20)])
+		p.off = intStart
+		return nil, p.errorf("malformed number %s: a leading zero is not allowed (write %s, or quote it for a string)",
+			lit, strings.TrimLeft(lit, "0"))
 	}
 	if p.off < len(p.src) && p.src[p.off] == '.' {
 		p.off++
@@ -275,16 +283,10 @@ func (p *jsonParser) escapedString(start int) (string, *Error) {
 				return "", p.errorf("malformed \\u escape")
 			}
 			if utf16.IsSurrogate(r) {
-				if p.hasPrefix(`\u`) {
-					p.off += 2
-					r2, ok := p.hex4()
-					if !ok {
-						return "", p.errorf("malformed \\u escape")
-					}
-					r = utf16.DecodeRune(r, r2)
-				} else {
-					r = utf8.RuneError
-				}
+				// A surrogate pair is two escapes; a surrogate that is
+				// not half of a pair reads as U+FFFD, as encoding/json
+				// has it, and the escape after it is read on its own.
+				r = p.lowSurrogate(r)
 			}
 			buf = utf8.AppendRune(buf, r)
 		default:
@@ -292,6 +294,23 @@ func (p *jsonParser) escapedString(start int) (string, *Error) {
 		}
 	}
 	return "", p.errorf("unterminated string")
+}
+
+// lowSurrogate completes the surrogate r with the \uXXXX escape at off, when
+// that escape is its low half, and returns U+FFFD otherwise.
+func (p *jsonParser) lowSurrogate(r rune) rune {
+	if len(p.src)-p.off < 6 || !p.hasPrefix(`\u`) {
+		return utf8.RuneError
+	}
+	v, err := strconv.ParseUint(string(p.src[p.off+2:p.off+6]), 16, 32)
+	if err != nil {
+		return utf8.RuneError
+	}
+	pair := utf16.DecodeRune(r, rune(v))
+	if pair != utf8.RuneError {
+		p.off += 6
+	}
+	return pair
 }
 
 func (p *jsonParser) hex4() (rune, bool) {

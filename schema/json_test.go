@@ -1,10 +1,17 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/charter-policy/charter/schema/policygen"
 )
@@ -47,6 +54,8 @@ func TestParseJSONErrorPositions(t *testing.T) {
 		src  string
 		want string
 	}{
+		{`{"é": 012}`, `f.json:1:7: invalid JSON: malformed number 012: a leading zero is not allowed (write 12, or quote it for a string)`},
+		{`[-00.5]`, `f.json:1:3: invalid JSON: malformed number 00: a leading zero is not allowed`},
 		{"{\n\"a\": [1, 2,]}", "f.json:2:12: invalid JSON: "},
 		{"{\"é\": 1,\n\"€\": \"x\"]", "f.json:2:9: invalid JSON: "},
 		{`{"a": "€" "b"}`, "f.json:1:11: invalid JSON: "},
@@ -99,4 +108,116 @@ func TestParseJSONLongLine(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("parsing %d bytes on one line took over 10 s: finding a column must not rescan the line", len(src))
 	}
+}
+
+// FuzzJSONValid holds the data-file parser to encoding/json: it accepts
+// exactly the documents that json.Valid accepts, and on UTF-8 input it
+// decodes the same values as json.Unmarshal. The one deliberate difference:
+// a document with a value nested deeper than maxDepth is refused (the
+// schema needs seven levels; the bound keeps recursion small). Invalid
+// UTF-8, which encoding/json lets through, is refused by the loader before
+// parsing (checkUTF8), so values are compared on UTF-8 input only.
+//
+//	go test ./schema -run '^$' -fuzz FuzzJSONValid -fuzztime 3m
+func FuzzJSONValid(f *testing.F) {
+	seeds, err := filepath.Glob("../policies-example/support/*.json")
+	if err != nil || len(seeds) == 0 {
+		f.Fatalf("no seed files (%v)", err)
+	}
+	for _, name := range seeds {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, s := range []string{
+		`012`, `-012`, `0`, `-0`, `-0.5e-3`, `1E+2`, `0.`, `.5`, `01.5`, `-`, `1e`, ` [] `, `{}x`,
+		`"\ud83d\ude00"`, `"\ud800"`, `"\ud800\u0041"`, `"\ud800\ud800\udc00"`, `"\udc00"`, `"\u00e9\/\b"`,
+		`{"a": 1, "a": 2}`, "\ufeff{}", `[1,]`, `{"a" 1}`, `tru`, `nul`, `"a` + "\x7f" + `"`,
+		strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1),
+		strings.Repeat("[", maxDepth+2) + strings.Repeat("]", maxDepth+2),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n, perr := parseJSON("f.json", data)
+		valid := json.Valid(data)
+		switch {
+		case perr == nil && !valid:
+			t.Fatalf("parseJSON accepts %q, which encoding/json rejects", data)
+		case perr != nil && valid:
+			if !strings.Contains(perr.Message, "nested deeper than") || valueDepth(t, data) <= maxDepth {
+				t.Fatalf("parseJSON rejects %q, which encoding/json accepts: %v", data, perr)
+			}
+			return
+		case perr != nil:
+			if perr.Pos.File != "f.json" || perr.Pos.Line < 1 || perr.Pos.Col < 1 {
+				t.Fatalf("error without a position: %v", perr)
+			}
+			return
+		}
+		if !utf8.Valid(data) {
+			return
+		}
+		var want any
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		if err := dec.Decode(&want); err != nil {
+			t.Fatalf("json.Valid accepts %q but Decode fails: %v", data, err)
+		}
+		if got := nodeValue(n); !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseJSON(%q) = %#v, encoding/json decodes %#v", data, got, want)
+		}
+	})
+}
+
+// valueDepth returns how deeply the most nested value of a valid JSON
+// document lies: 0 for the top-level value, 1 for its elements, and so on.
+func valueDepth(t *testing.T, data []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	open, deepest := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return deepest
+		}
+		if err != nil {
+			t.Fatalf("json.Valid accepts %q but Token fails: %v", data, err)
+		}
+		if d, ok := tok.(json.Delim); ok && (d == ']' || d == '}') {
+			open--
+			continue
+		}
+		deepest = max(deepest, open)
+		if d, ok := tok.(json.Delim); ok && (d == '[' || d == '{') {
+			open++
+		}
+	}
+}
+
+// nodeValue converts a node tree to what json.Unmarshal with UseNumber
+// makes of the same document (the last of duplicate keys wins).
+func nodeValue(n *node) any {
+	switch n.kind {
+	case kindObject:
+		m := make(map[string]any, len(n.fields))
+		for _, f := range n.fields {
+			m[f.key] = nodeValue(f.val)
+		}
+		return m
+	case kindArray:
+		l := make([]any, 0, len(n.items))
+		for _, it := range n.items {
+			l = append(l, nodeValue(it))
+		}
+		return l
+	case kindString:
+		return n.str
+	case kindNumber:
+		return json.Number(n.str)
+	case kindBool:
+		return n.b
+	}
+	return nil
 }
