@@ -23,9 +23,10 @@ type sourceFile struct {
 
 // evalCUE evaluates the CUE files of one directory as one instance unified
 // with the schema, and decodes the result. Each call uses a fresh
-// cue.Context, because a context only grows.
-func evalCUE(dir string, files []sourceFile) (*PolicySet, Errors) {
-	var errs Errors
+// cue.Context, because a context only grows. With errors, declared lists the
+// roles and groups the instance declares, or is nil when the files did not
+// build into an instance.
+func evalCUE(dir string, files []sourceFile) (p *PolicySet, errs Errors, declared *references) {
 	syntax := make([]*ast.File, 0, len(files))
 	for _, f := range files {
 		af, err := parser.ParseFile(f.name, f.data)
@@ -36,10 +37,10 @@ func evalCUE(dir string, files []sourceFile) (*PolicySet, Errors) {
 		syntax = append(syntax, af)
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, errs, nil
 	}
 	if errs := checkPackages(syntax); len(errs) > 0 {
-		return nil, errs
+		return nil, errs, nil
 	}
 
 	ctx := cuecontext.New()
@@ -55,19 +56,39 @@ func evalCUE(dir string, files []sourceFile) (*PolicySet, Errors) {
 	inst := build.NewContext().NewInstance(dir, nil)
 	for _, af := range syntax {
 		if err := inst.AddSyntax(af); err != nil {
-			return nil, fromCUEErrors(cue.Value{}, err)
+			return nil, fromCUEErrors(cue.Value{}, err), nil
 		}
 	}
 	raw := ctx.BuildInstance(inst)
 	if err := raw.Err(); err != nil {
-		return nil, fromCUEErrors(raw, err)
+		return nil, fromCUEErrors(raw, err), nil
 	}
 	unified := def.Unify(raw)
 	if err := unified.Validate(cue.Concrete(true)); err != nil {
-		return nil, fromCUEErrors(raw, validateAll(unified, err)...)
+		return nil, fromCUEErrors(raw, validateAll(unified, err)...), declaredInCUE(raw)
 	}
 	tree := cueNode(raw, unified, nil, Pos{File: files[0].name, Line: 1, Col: 1})
-	return decodePolicy(tree)
+	p, errs = decodePolicy(tree)
+	return p, errs, declaredIn(tree)
+}
+
+// declaredInCUE lists the roles and groups an instance declares.
+func declaredInCUE(raw cue.Value) *references {
+	d := &references{}
+	for _, kind := range []string{"roles", "groups"} {
+		it, err := raw.LookupPath(cue.MakePath(cue.Str(kind))).Fields(cue.Optional(true))
+		if err != nil {
+			continue
+		}
+		for it.Next() {
+			if kind == "roles" {
+				d.roles = append(d.roles, it.Selector().Unquoted())
+			} else {
+				d.groups = append(d.groups, it.Selector().Unquoted())
+			}
+		}
+	}
+	return d
 }
 
 // maxErrorDescent bounds how many values validateAll re-validates.

@@ -45,6 +45,17 @@ func (es Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// files returns the files the errors are placed in, in order of appearance.
+func (es Errors) files() []string {
+	var files []string
+	for _, e := range es {
+		if e.Pos.File != "" && !slices.Contains(files, e.Pos.File) {
+			files = append(files, e.Pos.File)
+		}
+	}
+	return files
+}
+
 // sortErrors orders errors by position, then path and message, and drops exact duplicates.
 func sortErrors(es Errors) Errors {
 	slices.SortStableFunc(es, func(a, b *Error) int {

@@ -44,9 +44,13 @@ type unit struct {
 type unitResult struct {
 	key    string
 	hash   [sha256.Size]byte
-	policy *PolicySet
+	policy *PolicySet // nil when the unit did not decode; with errs, the entities that did
 	refs   references // roles and groups the unit names
 	errs   Errors
+	// declared lists the roles and groups a unit with errors declares,
+	// including those that failed to decode; nil when the unit did not
+	// parse far enough to tell.
+	declared *references
 }
 
 // Stats says how much work the last Load did; tests and benchmarks read it.
@@ -142,7 +146,7 @@ func (l *Loader) load(ctx context.Context, fsys fs.FS) (*PolicySet, Stats, *patc
 		errs = append(errs, r.errs...)
 	}
 	if len(errs) > 0 {
-		return nil, stats, nil, sortErrors(errs)
+		return nil, stats, nil, sortErrors(append(errs, crossUnitErrors(results)...))
 	}
 	merged, patch, errs := l.merge(results)
 	for _, r := range results {
@@ -280,7 +284,7 @@ func evalUnit(u *unit) *unitResult {
 		return r
 	}
 	if strings.HasPrefix(u.key, "dir:") {
-		r.policy, r.errs = evalCUE(u.dir, u.files)
+		r.policy, r.errs, r.declared = evalCUE(u.dir, u.files)
 		r.finish()
 		return r
 	}
@@ -297,16 +301,85 @@ func evalUnit(u *unit) *unitResult {
 		return r
 	}
 	r.policy, r.errs = decodePolicy(tree)
+	r.declared = declaredIn(tree)
 	r.finish()
 	return r
 }
 
-// finish runs the unit's local checks and lists its references, once the unit decoded.
+// finish runs the unit's local checks and lists its references, once the
+// unit decoded. It keeps declared only for a unit with errors.
 func (r *unitResult) finish() {
 	if len(r.errs) == 0 {
 		r.errs = checkLocal(r.policy)
 		r.refs = referencesOf(r.policy)
 	}
+	if len(r.errs) == 0 {
+		r.declared = nil
+	}
+}
+
+// crossUnitErrors runs the checks between units for a load in which some
+// unit has errors, so that every error is reported at once (SPEC 3.1): the
+// units that decoded, wholly or in part, are merged afresh (the Loader's
+// last good state is left alone), and duplicates and references are
+// checked among them.
+//
+// A reference to a role or group that a unit with errors declares is not
+// reported: the entity exists, and its own error is. A unit that did not
+// parse declares no one knows what, so a reference that resolves nowhere is
+// still reported (CUE users expect every error), and its message names the
+// files that did not parse and may declare it.
+func crossUnitErrors(results []*unitResult) Errors {
+	var decoded []*unitResult
+	b := &brokenUnits{roles: map[string]bool{}, groups: map[string]bool{}}
+	for _, r := range results {
+		if r.policy != nil {
+			decoded = append(decoded, r)
+		}
+		switch {
+		case len(r.errs) == 0:
+		case r.declared == nil:
+			b.unparsed = append(b.unparsed, r.errs.files()...)
+		default:
+			for _, id := range r.declared.roles {
+				b.roles[id] = true
+			}
+			for _, id := range r.declared.groups {
+				b.groups[id] = true
+			}
+		}
+	}
+	slices.Sort(b.unparsed)
+	b.unparsed = slices.Compact(b.unparsed)
+	merged, errs := mergeAll(decoded)
+	for _, r := range decoded {
+		if len(r.errs) == 0 && r.refs.resolve(merged) {
+			continue
+		}
+		c := &checker{p: r.policy, all: merged, broken: b}
+		c.run()
+		errs = append(errs, c.errs...)
+	}
+	return errs
+}
+
+// declaredIn lists the roles and groups a data file's tree declares, whether
+// or not they decode.
+func declaredIn(tree *node) *references {
+	d := &references{}
+	for _, f := range tree.fields {
+		if f.val.kind != kindObject || f.key != "roles" && f.key != "groups" {
+			continue
+		}
+		for _, e := range f.val.fields {
+			if f.key == "roles" {
+				d.roles = append(d.roles, e.key)
+			} else {
+				d.groups = append(d.groups, e.key)
+			}
+		}
+	}
+	return d
 }
 
 // checkUTF8 reports the position of the first byte that is not UTF-8.
