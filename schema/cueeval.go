@@ -213,7 +213,7 @@ func fromCUEErrors(raw cue.Value, errs ...error) Errors {
 		list = append(list, cueerrors.Errors(err)...)
 	}
 	var out Errors
-	disjunctions := map[string]bool{}
+	disjunctions := map[string][]string{} // the labels of each path with a failed disjunction
 	for _, e := range list {
 		labels := e.Path()
 		if len(labels) > 0 && labels[0] == "#Charter" {
@@ -226,7 +226,7 @@ func fromCUEErrors(raw cue.Value, errs ...error) Errors {
 		format, args := e.Msg()
 		msg := fmt.Sprintf(format, args...)
 		if strings.Contains(msg, "errors in empty disjunction") {
-			disjunctions[p] = true
+			disjunctions[p] = labels
 			continue
 		}
 		if incompleteValue.MatchString(msg) {
@@ -296,8 +296,8 @@ func friendlier(msg string, labels []string, raw cue.Value) string {
 			return fmt.Sprintf("must be %s, got %s", w, describeCUE(v, got))
 		}
 	case msg == "field not allowed":
-		if allowed := allowedAt(labels, raw); allowed != nil {
-			return fmt.Sprintf("field not allowed (allowed: %s)", strings.Join(allowed, ", "))
+		if allowed := allowedAt(labels, raw); allowed != "" {
+			return fmt.Sprintf("field not allowed (allowed: %s)", allowed)
 		}
 	}
 	return msg
@@ -349,14 +349,15 @@ func lookup(v cue.Value, labels []string) cue.Value {
 
 // mergeDisjunctions replaces CUE's one-error-per-alternative report of a
 // value outside an enumeration with a single error naming the choices.
-func mergeDisjunctions(errs Errors, paths map[string]bool, raw cue.Value) Errors {
+func mergeDisjunctions(errs Errors, paths map[string][]string, raw cue.Value) Errors {
 	if len(paths) == 0 {
 		return errs
 	}
 	out := errs[:0]
 	done := map[string]bool{}
 	for _, e := range errs {
-		if !paths[e.Path] || !strings.HasPrefix(e.Message, "conflicting values ") {
+		labels, ok := paths[e.Path]
+		if !ok || !strings.HasPrefix(e.Message, "conflicting values ") {
 			out = append(out, e)
 			continue
 		}
@@ -366,11 +367,11 @@ func mergeDisjunctions(errs Errors, paths map[string]bool, raw cue.Value) Errors
 		done[e.Path] = true
 		got := "the value"
 		if raw.Exists() {
-			if v := lookup(raw, strings.Split(e.Path, ".")); v.Exists() {
+			if v := lookup(raw, labels); v.Exists() {
 				got = fmt.Sprint(v)
 			}
 		}
-		if choices := choicesAt(strings.Split(e.Path, ".")); choices != nil {
+		if choices := choicesAt(labels, raw); choices != nil {
 			e.Message = fmt.Sprintf("invalid value %s (want one of %s)", got, quoteAll(choices))
 		}
 		out = append(out, e)
@@ -378,94 +379,24 @@ func mergeDisjunctions(errs Errors, paths map[string]bool, raw cue.Value) Errors
 	return out
 }
 
-// allowedAt returns the fields allowed in the struct that holds the field at labels.
-func allowedAt(labels []string, raw cue.Value) []string {
+// allowedAt returns the fields allowed in the struct that holds the field
+// at labels, as the schema lists them.
+func allowedAt(labels []string, raw cue.Value) string {
 	if len(labels) == 0 {
-		return nil
+		return ""
 	}
 	parent := labels[:len(labels)-1]
-	typeOf := func() string {
-		if !raw.Exists() {
-			return ""
-		}
-		s, _ := lookup(raw, append(parent[:len(parent):len(parent)], "type")).String()
-		return s
+	s := shapeAt(parent, raw)
+	if s == nil || s.kind != shapeStruct {
+		return ""
 	}
-	switch shape(parent) {
-	case "":
-		return topFields
-	case "roles.*":
-		return roleFields
-	case "roles.*.permissions.#":
-		return rolePermissionFields
-	case "groups.*":
-		return groupFields
-	case "records.*":
-		return recordFields
-	case "records.*.statements.#":
-		return statementFields
-	case "resourceServers.*":
-		return serverFields
-	case "resourceServers.*.resources.*":
-		return resourceFields
-	case "resourceServers.*.policies.*":
-		return fieldsFor(policyBaseFields, policyTypeFields, typeOf())
-	case "resourceServers.*.policies.*.hours":
-		return hoursFields
-	case "resourceServers.*.permissions.*":
-		return fieldsFor(permissionBaseFields, permissionTypeFields, typeOf())
-	case "tests.*":
-		return testFields
-	}
-	return nil
+	return structAt(s, parent, raw).names
 }
 
 // choicesAt returns the values allowed for an enumerated field.
-func choicesAt(labels []string) []string {
-	switch shape(labels) {
-	case "resourceServers.*.decisionStrategy":
-		return []string{StrategyUnanimous, StrategyAffirmative}
-	case "resourceServers.*.enforcementMode":
-		return []string{EnforcementEnforcing, EnforcementPermissive, EnforcementDisabled}
-	case "resourceServers.*.policies.*.logic", "resourceServers.*.permissions.*.logic":
-		return []string{LogicPositive, LogicNegative}
-	case "resourceServers.*.policies.*.type":
-		return []string{PolicyRole, PolicyUser, PolicyGroup, PolicyTime, PolicyAggregate}
-	case "resourceServers.*.policies.*.decisionStrategy", "resourceServers.*.permissions.*.decisionStrategy":
-		return []string{StrategyUnanimous, StrategyAffirmative, StrategyConsensus}
-	case "resourceServers.*.policies.*.weekdays.#":
-		return weekdays
-	case "resourceServers.*.permissions.*.type":
-		return []string{PermissionScope, PermissionResource}
-	case "tests.*.expect":
-		return []string{"allow", "deny"}
+func choicesAt(labels []string, raw cue.Value) []string {
+	if s := shapeAt(labels, raw); s != nil {
+		return s.choices
 	}
 	return nil
-}
-
-// shape abstracts a path: entity IDs become "*" and list indexes "#".
-func shape(labels []string) string {
-	out := make([]string, len(labels))
-	for i, l := range labels {
-		switch {
-		case i > 0 && isEntityMap(labels[i-1], i-1):
-			out[i] = "*"
-		case len(l) > 0 && l[0] >= '0' && l[0] <= '9':
-			out[i] = "#"
-		default:
-			out[i] = l
-		}
-	}
-	return strings.Join(out, ".")
-}
-
-// isEntityMap reports whether the label at depth i holds entities keyed by ID.
-func isEntityMap(label string, i int) bool {
-	switch label {
-	case "roles", "groups", "records", "resourceServers", "tests":
-		return i == 0
-	case "resources", "policies", "permissions":
-		return i == 2
-	}
-	return false
 }
