@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -65,7 +66,9 @@ func evalCUE(dir string, files []sourceFile) (p *PolicySet, errs Errors, declare
 	}
 	unified := def.Unify(raw)
 	if err := unified.Validate(cue.Concrete(true)); err != nil {
-		return nil, fromCUEErrors(raw, validateAll(unified, err)...), declaredInCUE(raw)
+		errs := fromCUEErrors(raw, validateAll(unified, err)...)
+		errs = slices.DeleteFunc(errs, func(e *Error) bool { return inUnknownVariant(e.labels, raw) })
+		return nil, belowNotAllowed(append(errs, notAllowed(raw, errs)...)), declaredInCUE(raw)
 	}
 	tree := cueNode(raw, unified, nil, Pos{File: files[0].name, Line: 1, Col: 1})
 	p, errs = decodePolicy(tree)
@@ -124,6 +127,84 @@ func validateAll(v cue.Value, err error) []error {
 	}
 	descend(v)
 	return all
+}
+
+// notAllowed reports the fields of the user's instance raw that the schema
+// does not allow, except where errs already has an error. CUE reports a
+// field not allowed in a closed struct only while no other field of that
+// struct holds an error (cue v0.17.1); this walk, over the schema's shapes,
+// finds the rest, so that every error is reported at once, as the Go
+// validator reports them for data files.
+func notAllowed(raw cue.Value, errs Errors) Errors {
+	reported := make(map[string]bool, len(errs))
+	for _, e := range errs {
+		reported[e.Path] = true
+	}
+	var out Errors
+	budget := maxErrorDescent
+	var walk func(v cue.Value, s *shape, labels []string)
+	walk = func(v cue.Value, s *shape, labels []string) {
+		if budget--; budget < 0 {
+			return
+		}
+		switch s.kind {
+		case shapeStruct, shapeMap:
+			it, err := v.Fields()
+			if err != nil {
+				return
+			}
+			if s.kind == shapeStruct {
+				s = structAt(s, labels, raw)
+			}
+			for it.Next() {
+				child := append(labels[:len(labels):len(labels)], it.Selector().String())
+				next := s.elem
+				if s.kind == shapeStruct {
+					f := s.field(it.Selector().Unquoted())
+					if f == nil {
+						if p := strings.Join(child, "."); !reported[p] {
+							out = append(out, &Error{Pos: userPos(nil, child, raw), Path: p,
+								Message: fmt.Sprintf("field not allowed (allowed: %s)", s.names)})
+						}
+						continue
+					}
+					if f.unchecked {
+						continue // a field of another variant: see inUnknownVariant
+					}
+					next = f.shape
+				}
+				walk(it.Value(), next, child)
+			}
+		case shapeList:
+			it, err := v.List()
+			if err != nil {
+				return
+			}
+			for i := 0; it.Next(); i++ {
+				walk(it.Value(), s.elem, append(labels[:len(labels):len(labels)], strconv.Itoa(i)))
+			}
+		}
+	}
+	walk(raw, charterShapes().charter, nil)
+	return out
+}
+
+// belowNotAllowed drops the errors about values inside a field that is not
+// allowed: the field's own error says all there is to say (the Go validator
+// does not look inside such a field either).
+func belowNotAllowed(errs Errors) Errors {
+	var prefixes []string
+	for _, e := range errs {
+		if strings.HasPrefix(e.Message, "field not allowed") {
+			prefixes = append(prefixes, e.Path+".")
+		}
+	}
+	if prefixes == nil {
+		return errs
+	}
+	return slices.DeleteFunc(errs, func(e *Error) bool {
+		return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(e.Path, p) })
+	})
 }
 
 // checkPackages requires the files of a directory to share one package clause or to have none.
@@ -234,17 +315,30 @@ func fromCUEErrors(raw cue.Value, errs ...error) Errors {
 				labels, p, msg = missing, strings.Join(missing, "."), "field is required"
 			}
 		}
-		out = append(out, &Error{Pos: userPos(e, labels, raw), Path: p, Message: friendlier(msg, labels, raw)})
+		if strings.HasPrefix(msg, "unresolved disjunction ") && lacksDiscriminator(labels, raw) {
+			continue // the comprehensions of a struct without its type: "type: field is required" says it
+		}
+		out = append(out, &Error{Pos: userPos(e, labels, raw), Path: p, Message: friendlier(msg, labels, raw), labels: labels})
 	}
 	return mergeDisjunctions(out, disjunctions, raw)
 }
 
-// userPos picks the first position of e in a user's file, else the position
-// of the nearest enclosing field that the user wrote.
+// lacksDiscriminator reports whether labels name a discriminated struct
+// (a policy, a permission) whose discriminator the user did not write.
+func lacksDiscriminator(labels []string, raw cue.Value) bool {
+	s := shapeAt(labels, raw)
+	return s != nil && s.discriminator != "" && raw.Exists() &&
+		!lookup(raw, append(labels[:len(labels):len(labels)], s.discriminator)).Exists()
+}
+
+// userPos picks the first position of e (if any) in a user's file, else the
+// position of the nearest enclosing field that the user wrote.
 func userPos(e cueerrors.Error, labels []string, raw cue.Value) Pos {
-	for _, tp := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
-		if p := fromToken(tp); p.File != "" && p.File != SchemaFile {
-			return p
+	if e != nil {
+		for _, tp := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
+			if p := fromToken(tp); p.File != "" && p.File != SchemaFile {
+				return p
+			}
 		}
 	}
 	if raw.Exists() {
@@ -264,6 +358,7 @@ var (
 	incompleteValue = regexp.MustCompile(`^incomplete value `)
 	runeBound       = regexp.MustCompile(`^invalid value .* \(does not satisfy strings\.M(ax|in)Runes\(\d+\)\)$`)
 	mismatchedTypes = regexp.MustCompile(`^conflicting values .* \(mismatched types (\w+) and (\w+)\)$`)
+	emptyList       = regexp.MustCompile(`^incompatible list lengths \(0 and \d+\)$`)
 )
 
 // wantKind says what a value of a CUE kind looks like, as the Go validator says it.
@@ -278,6 +373,8 @@ func friendlier(msg string, labels []string, raw cue.Value) string {
 	switch {
 	case incompleteValue.MatchString(msg):
 		return "must be a concrete value, not " + strings.TrimPrefix(msg, "incomplete value ")
+	case emptyList.MatchString(msg):
+		return "must not be empty"
 	case runeBound.MatchString(msg):
 		if s, err := lookup(raw, labels).String(); err == nil {
 			if labels[len(labels)-1] == "name" {

@@ -10,7 +10,8 @@ import (
 // TestCUEErrorMessages: CUE's "field not allowed" and failed
 // enumerations are reworded with the fields or values the schema allows,
 // found by walking the schema along the error's path: through lists,
-// entities keyed by IDs that hold dots, and discriminated structs.
+// entities keyed by IDs that hold dots, and discriminated structs. A field
+// not allowed is reported even beside another error in its struct.
 func TestCUEErrorMessages(t *testing.T) {
 	tests := []struct {
 		name, src, want string
@@ -36,6 +37,12 @@ func TestCUEErrorMessages(t *testing.T) {
 		{"a field of a time policy's hours",
 			`resourceServers: s: {name: "S", policies: p: {name: "P", type: "time", hours: {from: 1, to: 2, at: 3}}}`,
 			"p.cue:1:96: resourceServers.s.policies.p.hours.at: field not allowed (allowed: from, to)"},
+		{"an empty list that must not be",
+			`roles: R: {name: "R", permissions: []}`,
+			"p.cue:1:23: roles.R.permissions: must not be empty"},
+		{"a field not allowed beside another error",
+			`groups: g: {name: 1, colour: "red"}`,
+			"p.cue:1:19: groups.g.name: must be a string, got 1\np.cue:1:22: groups.g.colour: field not allowed (allowed: name, description, users, tags)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

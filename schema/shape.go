@@ -52,8 +52,8 @@ type shape struct {
 	// A struct whose further fields depend on one of its fields
 	// (if type == "role" {...}): the discriminating field, the full shape
 	// of each choice, and anyVariant, for a missing or unknown
-	// discriminator: it allows the fields of every choice and requires
-	// those of the base.
+	// discriminator: it allows the fields of every choice (without checking
+	// those of the variants) and requires those of the base.
 	discriminator string
 	variants      map[string]*shape
 	anyVariant    *shape
@@ -71,6 +71,10 @@ type fieldShape struct {
 	required bool
 	def      *node // the default of a scalar, as a value of a data file; nil when none
 	shape    *shape
+	// unchecked marks a field of another variant in the anyVariant shape:
+	// allowed, but its value is not checked, because what it must be
+	// depends on the type that is missing or wrong (only that is reported).
+	unchecked bool
 }
 
 // field returns the named field of a struct shape, or nil.
@@ -289,7 +293,7 @@ func (b *shapeBuilder) discriminate(s *shape, v cue.Value, depth int) {
 		for _, c := range f.shape.choices {
 			for _, vf := range variants[c].fields {
 				if s.anyVariant.field(vf.name) == nil {
-					s.anyVariant.addField(&fieldShape{name: vf.name, optional: true, shape: vf.shape})
+					s.anyVariant.addField(&fieldShape{name: vf.name, optional: true, shape: vf.shape, unchecked: true})
 				}
 			}
 		}
@@ -353,6 +357,38 @@ func shapeAt(labels []string, raw cue.Value) *shape {
 		}
 	}
 	return s
+}
+
+// inUnknownVariant reports whether labels lead into a field that only some
+// variants of a discriminated struct have, in a struct whose discriminator
+// the user left out or set to no known choice. Neither validator checks
+// such fields: what they must hold depends on the type, whose error is
+// reported instead.
+func inUnknownVariant(labels []string, raw cue.Value) bool {
+	s := charterShapes().charter
+	for i, l := range labels {
+		switch s.kind {
+		case shapeMap, shapeList:
+			s = s.elem
+			continue
+		case shapeStruct:
+		default:
+			return false
+		}
+		s = structAt(s, labels[:i], raw)
+		if u, err := strconv.Unquote(l); err == nil {
+			l = u
+		}
+		f := s.field(l)
+		if f == nil {
+			return false
+		}
+		if f.unchecked {
+			return true
+		}
+		s = f.shape
+	}
+	return false
 }
 
 // structAt returns the variant of the struct shape s at labels that raw holds.
