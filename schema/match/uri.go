@@ -10,8 +10,8 @@ import (
 var ErrWildcardURI = errors.New("a checked resource URI cannot hold a \"*\" segment")
 
 // ParseURI normalizes a resource URI that is asked about: the leading and
-// trailing "/" are dropped, segments must be non-empty and none may be "*".
-// It never allocates.
+// trailing "/" are dropped, segments must be non-empty, and none may be
+// ".", ".." or "*". It never allocates.
 func ParseURI(s string) (string, error) {
 	u, err := trimURI(s)
 	if err != nil {
@@ -31,7 +31,8 @@ type URIPattern struct {
 }
 
 // ParseURIPattern parses a resource URI pattern such as "documents",
-// "organizations/*/invoices" or "*".
+// "organizations/*/invoices" or "*". As in ParseURI, empty, "." and ".."
+// segments are errors.
 func ParseURIPattern(s string) (URIPattern, error) {
 	u, err := trimURI(s)
 	if err != nil {
@@ -104,6 +105,13 @@ func trimURI(s string) (string, error) {
 	}
 	if err := checkSegments(u, '/', "resource URI"); err != nil {
 		return "", err
+	}
+	for rest := u; rest != ""; {
+		var seg string
+		seg, rest = cutSegment(rest)
+		if seg == "." || seg == ".." {
+			return "", fmt.Errorf("resource URI %q has a %q segment: write the path without it", s, seg)
+		}
 	}
 	return u, nil
 }
