@@ -36,7 +36,8 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Errors is every problem found in a policy, sorted by file, line and column.
+// Errors is a list of problems found in a policy. The Loader returns every
+// problem it found, sorted by file, line and column.
 type Errors []*Error
 
 // Error renders one error per line.

@@ -15,11 +15,11 @@ import (
 	"unicode/utf8"
 )
 
-// Loader reads policy roots into Policies. It caches the decoded result of
-// each unit (a directory's CUE files, or one data file) by the hash of its
-// content, so that a reload evaluates only what changed. A Loader is safe
-// for concurrent use; Policies it returns share cached entities and are
-// read-only.
+// Loader reads policy roots into PolicySets. It caches the decoded result
+// of each unit (a directory's CUE files, or one data file) by the hash of
+// its content, so that a reload evaluates only what changed. A Loader is
+// safe for concurrent use; the PolicySets it returns share cached entities
+// and are read-only.
 type Loader struct {
 	mu    sync.Mutex
 	cache map[string]*unitResult // by unit key
@@ -62,8 +62,9 @@ type Stats struct {
 // Load reads the policy root fsys (see SPEC section 1), validates it
 // (section 3.1, without running tests) and returns the merged policy. When
 // the policy is invalid the error is an Errors holding every problem, sorted
-// by position. It returns ErrNoPolicy when fsys holds no policy file, and
-// other errors for I/O failures.
+// by position: the schema errors of each unit, and the duplicates and
+// references among the units that decoded. It returns ErrNoPolicy when fsys
+// holds no policy file, and other errors for I/O failures.
 func (l *Loader) Load(ctx context.Context, fsys fs.FS) (*PolicySet, error) {
 	res, err := l.LoadResult(ctx, fsys)
 	if err != nil {

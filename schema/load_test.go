@@ -242,7 +242,7 @@ func BenchmarkLoadJSONMinified(b *testing.B) {
 }
 
 // BenchmarkReloadOneFile: the 100,000-record repository with one data file
-// of 1,000 records changed, to a fully validated new Policy. Target: under 300 ms.
+// of 1,000 records changed, to a fully validated new PolicySet. Target: under 300 ms.
 func BenchmarkReloadOneFile(b *testing.B) {
 	root, o := benchRepository(b, 100_000, "json")
 	l := NewLoader()
