@@ -4,7 +4,8 @@
 // the Loader that reads a policy root into it.
 //
 // Loading follows SPEC section 1: IsPolicyFile and SkipDir decide which
-// files are policy; the CUE files of each directory are evaluated as one
+// files are policy, ReadPolicyFile which of them may be read (regular files,
+// links inside the root, a size bound); the CUE files of each directory are evaluated as one
 // instance unified with #Charter, and each JSON or YAML data file is
 // decoded on its own by a Go validator whose field tables are derived from
 // the same compiled schema. Validation follows SPEC section 3.1: the

@@ -35,10 +35,11 @@ func NewLoader() *Loader {
 
 // unit is what is evaluated on its own: the CUE files of one directory, or one data file.
 type unit struct {
-	key   string // "dir:" + directory, or "file:" + file name
-	dir   string
-	files []sourceFile
-	hash  [sha256.Size]byte
+	key      string // "dir:" + directory, or "file:" + file name
+	dir      string
+	files    []sourceFile
+	readErrs Errors // files of the unit that are not read (ReadPolicyFile)
+	hash     [sha256.Size]byte
 }
 
 type unitResult struct {
@@ -162,7 +163,9 @@ func (l *Loader) load(ctx context.Context, fsys fs.FS) (*PolicySet, Stats, *patc
 }
 
 // readUnits walks fsys and groups its policy files into units, skipping
-// hidden files and directories and CUE's module directory.
+// hidden files and directories and CUE's module directory. A policy file
+// that ReadPolicyFile refuses (not a regular file, a link out of the root,
+// too large) stays in its unit as an error; other read errors end the walk.
 func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
 	dirs := map[string]*unit{}
 	var units []*unit
@@ -179,28 +182,31 @@ func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
 			}
 			return nil
 		}
-		if !IsPolicyFile(name) || !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+		if !IsPolicyFile(name) {
 			return nil
 		}
-		ext := path.Ext(name)
-		data, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
+		data, err := ReadPolicyFile(fsys, name)
+		var bad *Error
+		if err != nil && !errors.As(err, &bad) {
+			return err
 		}
-		f := sourceFile{name: name, data: data}
-		if ext != ".cue" {
-			u := &unit{key: "file:" + name, dir: path.Dir(name), files: []sourceFile{f}}
+		var u *unit
+		if path.Ext(name) != ".cue" {
+			u = &unit{key: "file:" + name, dir: path.Dir(name)}
 			units = append(units, u)
+		} else {
+			dir := path.Dir(name)
+			if u = dirs[dir]; u == nil {
+				u = &unit{key: "dir:" + dir, dir: dir}
+				dirs[dir] = u
+				units = append(units, u)
+			}
+		}
+		if bad != nil {
+			u.readErrs = append(u.readErrs, bad)
 			return nil
 		}
-		dir := path.Dir(name)
-		u, ok := dirs[dir]
-		if !ok {
-			u = &unit{key: "dir:" + dir, dir: dir}
-			dirs[dir] = u
-			units = append(units, u)
-		}
-		u.files = append(u.files, f)
+		u.files = append(u.files, sourceFile{name: name, data: data})
 		return nil
 	})
 	if err != nil {
@@ -211,6 +217,9 @@ func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
 		for _, f := range u.files {
 			fmt.Fprintf(h, "%s\x00%d\x00", f.name, len(f.data))
 			h.Write(f.data)
+		}
+		for _, e := range u.readErrs {
+			fmt.Fprintf(h, "\x00unread\x00%s\x00", e)
 		}
 		h.Sum(u.hash[:0])
 	}
@@ -273,9 +282,14 @@ feed:
 	return results, len(todo), nil
 }
 
-// evalUnit decodes and validates one unit on its own.
+// evalUnit decodes and validates one unit on its own. A unit with a file
+// that was not read is not evaluated: what it declares is unknown.
 func evalUnit(u *unit) *unitResult {
 	r := &unitResult{key: u.key, hash: u.hash}
+	if len(u.readErrs) > 0 {
+		r.errs = slices.Clone(u.readErrs)
+		return r
+	}
 	for _, f := range u.files {
 		if err := checkUTF8(f); err != nil {
 			r.errs = append(r.errs, err)
