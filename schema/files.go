@@ -85,14 +85,25 @@ func readPolicyFile(fsys fs.FS, name string, maxBytes int64) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+	// As os.ReadFile: one buffer of the size Stat gave, grown only if the
+	// file grows, and never past the bound.
+	data := make([]byte, 0, info.Size()+1)
+	for {
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if int64(len(data)) > maxBytes {
+			return nil, fail("file grew past the %d bytes a policy file may hold while it was read", maxBytes)
+		}
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
 	}
-	if int64(len(data)) > maxBytes {
-		return nil, fail("file grew past the %d bytes a policy file may hold while it was read", maxBytes)
-	}
-	return data, nil
 }
 
 // badLinkError is a symbolic link that is not followed: it leads outside
