@@ -38,10 +38,52 @@ func checkRefs(p, all *PolicySet) Errors {
 // checker runs either the local checks or the reference checks over the
 // entities of p; references are looked up in all.
 type checker struct {
-	p     *PolicySet
-	all   *PolicySet
-	local bool
-	errs  Errors
+	p      *PolicySet
+	all    *PolicySet
+	local  bool
+	broken *brokenUnits // when some unit failed: what the failed units declare
+	errs   Errors
+}
+
+// brokenUnits is what the reference checks know of the units of a load
+// that have errors: the roles and groups they declare (decoded or not), and
+// the files of the units that did not parse, which may declare anything.
+type brokenUnits struct {
+	roles, groups map[string]bool
+	unparsed      []string
+}
+
+// unresolved returns the message for a reference to the role or group id
+// that all lacks, or "" when a unit with errors declares it (its own error
+// is reported instead).
+func (c *checker) unresolved(kind, id, hint string) string {
+	msg := fmt.Sprintf("%s %q does not exist", kind, id)
+	b := c.broken
+	if b == nil {
+		return msg + hint
+	}
+	declared := b.groups
+	if kind == "role" {
+		declared = b.roles
+	}
+	if declared[id] {
+		return ""
+	}
+	if hint == "" {
+		hint = suggest(id, declared)
+	}
+	switch n := len(b.unparsed); {
+	case n == 0:
+		return msg + hint
+	case n == 1:
+		return fmt.Sprintf("%s in the files that loaded%s; %s did not parse and may declare it", msg, hint, b.unparsed[0])
+	case n <= 3:
+		return fmt.Sprintf("%s in the files that loaded%s; %s and %s did not parse and may declare it",
+			msg, hint, strings.Join(b.unparsed[:n-1], ", "), b.unparsed[n-1])
+	default:
+		return fmt.Sprintf("%s in the files that loaded%s; %s and %d more files did not parse and may declare it",
+			msg, hint, strings.Join(b.unparsed[:3], ", "), n-3)
+	}
 }
 
 // references lists the role and group IDs that p's entities name, each
@@ -174,13 +216,25 @@ func (c *checker) records() {
 
 func (c *checker) roleRefs(pos Pos, p *fieldPath, roles []string) {
 	if !c.local {
-		missingRefs(c, pos, p, "role", "", roles, c.all.Roles)
+		crossRefs(c, pos, p, "role", roles, c.all.Roles)
 	}
 }
 
 func (c *checker) groupRefs(pos Pos, p *fieldPath, groups []string) {
 	if !c.local {
-		missingRefs(c, pos, p, "group", "", groups, c.all.Groups)
+		crossRefs(c, pos, p, "group", groups, c.all.Groups)
+	}
+}
+
+// crossRefs reports each of ids, roles or groups that another unit may
+// declare, that m lacks.
+func crossRefs[T any](c *checker, pos Pos, p *fieldPath, kind string, ids []string, m map[string]T) {
+	for j, id := range ids {
+		if _, ok := m[id]; !ok {
+			if msg := c.unresolved(kind, id, suggest(id, m)); msg != "" {
+				c.fail(pos, p.elem(j), "%s", msg)
+			}
+		}
 	}
 }
 
@@ -314,7 +368,9 @@ func (c *checker) tests() {
 			for label, role := range map[string]string{"role": t.Role, "assign": t.Assign} {
 				if role != "" {
 					if _, ok := c.all.Roles[role]; !ok {
-						c.fail(t.Pos, p.field(label), "role %q does not exist%s", role, suggest(role, c.all.Roles))
+						if msg := c.unresolved("role", role, suggest(role, c.all.Roles)); msg != "" {
+							c.fail(t.Pos, p.field(label), "%s", msg)
+						}
 					}
 				}
 			}

@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,9 +24,10 @@ type sourceFile struct {
 
 // evalCUE evaluates the CUE files of one directory as one instance unified
 // with the schema, and decodes the result. Each call uses a fresh
-// cue.Context, because a context only grows.
-func evalCUE(dir string, files []sourceFile) (*PolicySet, Errors) {
-	var errs Errors
+// cue.Context, because a context only grows. With errors, declared lists the
+// roles and groups the instance declares, or is nil when the files did not
+// build into an instance.
+func evalCUE(dir string, files []sourceFile) (p *PolicySet, errs Errors, declared *references) {
 	syntax := make([]*ast.File, 0, len(files))
 	for _, f := range files {
 		af, err := parser.ParseFile(f.name, f.data)
@@ -36,10 +38,10 @@ func evalCUE(dir string, files []sourceFile) (*PolicySet, Errors) {
 		syntax = append(syntax, af)
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, errs, nil
 	}
 	if errs := checkPackages(syntax); len(errs) > 0 {
-		return nil, errs
+		return nil, errs, nil
 	}
 
 	ctx := cuecontext.New()
@@ -55,19 +57,41 @@ func evalCUE(dir string, files []sourceFile) (*PolicySet, Errors) {
 	inst := build.NewContext().NewInstance(dir, nil)
 	for _, af := range syntax {
 		if err := inst.AddSyntax(af); err != nil {
-			return nil, fromCUEErrors(cue.Value{}, err)
+			return nil, fromCUEErrors(cue.Value{}, err), nil
 		}
 	}
 	raw := ctx.BuildInstance(inst)
 	if err := raw.Err(); err != nil {
-		return nil, fromCUEErrors(raw, err)
+		return nil, fromCUEErrors(raw, err), nil
 	}
 	unified := def.Unify(raw)
 	if err := unified.Validate(cue.Concrete(true)); err != nil {
-		return nil, fromCUEErrors(raw, validateAll(unified, err)...)
+		errs := fromCUEErrors(raw, validateAll(unified, err)...)
+		errs = slices.DeleteFunc(errs, func(e *Error) bool { return inUnknownVariant(e.labels, raw) })
+		return nil, belowNotAllowed(append(errs, notAllowed(raw, errs)...)), declaredInCUE(raw)
 	}
 	tree := cueNode(raw, unified, nil, Pos{File: files[0].name, Line: 1, Col: 1})
-	return decodePolicy(tree)
+	p, errs = decodePolicy(tree)
+	return p, errs, declaredIn(tree)
+}
+
+// declaredInCUE lists the roles and groups an instance declares.
+func declaredInCUE(raw cue.Value) *references {
+	d := &references{}
+	for _, kind := range []string{"roles", "groups"} {
+		it, err := raw.LookupPath(cue.MakePath(cue.Str(kind))).Fields(cue.Optional(true))
+		if err != nil {
+			continue
+		}
+		for it.Next() {
+			if kind == "roles" {
+				d.roles = append(d.roles, it.Selector().Unquoted())
+			} else {
+				d.groups = append(d.groups, it.Selector().Unquoted())
+			}
+		}
+	}
+	return d
 }
 
 // maxErrorDescent bounds how many values validateAll re-validates.
@@ -103,6 +127,84 @@ func validateAll(v cue.Value, err error) []error {
 	}
 	descend(v)
 	return all
+}
+
+// notAllowed reports the fields of the user's instance raw that the schema
+// does not allow, except where errs already has an error. CUE reports a
+// field not allowed in a closed struct only while no other field of that
+// struct holds an error (cue v0.17.1); this walk, over the schema's shapes,
+// finds the rest, so that every error is reported at once, as the Go
+// validator reports them for data files.
+func notAllowed(raw cue.Value, errs Errors) Errors {
+	reported := make(map[string]bool, len(errs))
+	for _, e := range errs {
+		reported[e.Path] = true
+	}
+	var out Errors
+	budget := maxErrorDescent
+	var walk func(v cue.Value, s *shape, labels []string)
+	walk = func(v cue.Value, s *shape, labels []string) {
+		if budget--; budget < 0 {
+			return
+		}
+		switch s.kind {
+		case shapeStruct, shapeMap:
+			it, err := v.Fields()
+			if err != nil {
+				return
+			}
+			if s.kind == shapeStruct {
+				s = structAt(s, labels, raw)
+			}
+			for it.Next() {
+				child := append(labels[:len(labels):len(labels)], it.Selector().String())
+				next := s.elem
+				if s.kind == shapeStruct {
+					f := s.field(it.Selector().Unquoted())
+					if f == nil {
+						if p := strings.Join(child, "."); !reported[p] {
+							out = append(out, &Error{Pos: userPos(nil, child, raw), Path: p,
+								Message: fmt.Sprintf("field not allowed (allowed: %s)", s.names)})
+						}
+						continue
+					}
+					if f.unchecked {
+						continue // a field of another variant: see inUnknownVariant
+					}
+					next = f.shape
+				}
+				walk(it.Value(), next, child)
+			}
+		case shapeList:
+			it, err := v.List()
+			if err != nil {
+				return
+			}
+			for i := 0; it.Next(); i++ {
+				walk(it.Value(), s.elem, append(labels[:len(labels):len(labels)], strconv.Itoa(i)))
+			}
+		}
+	}
+	walk(raw, charterShapes().charter, nil)
+	return out
+}
+
+// belowNotAllowed drops the errors about values inside a field that is not
+// allowed: the field's own error says all there is to say (the Go validator
+// does not look inside such a field either).
+func belowNotAllowed(errs Errors) Errors {
+	var prefixes []string
+	for _, e := range errs {
+		if strings.HasPrefix(e.Message, "field not allowed") {
+			prefixes = append(prefixes, e.Path+".")
+		}
+	}
+	if prefixes == nil {
+		return errs
+	}
+	return slices.DeleteFunc(errs, func(e *Error) bool {
+		return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(e.Path, p) })
+	})
 }
 
 // checkPackages requires the files of a directory to share one package clause or to have none.
@@ -192,7 +294,7 @@ func fromCUEErrors(raw cue.Value, errs ...error) Errors {
 		list = append(list, cueerrors.Errors(err)...)
 	}
 	var out Errors
-	disjunctions := map[string]bool{}
+	disjunctions := map[string][]string{} // the labels of each path with a failed disjunction
 	for _, e := range list {
 		labels := e.Path()
 		if len(labels) > 0 && labels[0] == "#Charter" {
@@ -205,7 +307,7 @@ func fromCUEErrors(raw cue.Value, errs ...error) Errors {
 		format, args := e.Msg()
 		msg := fmt.Sprintf(format, args...)
 		if strings.Contains(msg, "errors in empty disjunction") {
-			disjunctions[p] = true
+			disjunctions[p] = labels
 			continue
 		}
 		if incompleteValue.MatchString(msg) {
@@ -213,17 +315,30 @@ func fromCUEErrors(raw cue.Value, errs ...error) Errors {
 				labels, p, msg = missing, strings.Join(missing, "."), "field is required"
 			}
 		}
-		out = append(out, &Error{Pos: userPos(e, labels, raw), Path: p, Message: friendlier(msg, labels, raw)})
+		if strings.HasPrefix(msg, "unresolved disjunction ") && lacksDiscriminator(labels, raw) {
+			continue // the comprehensions of a struct without its type: "type: field is required" says it
+		}
+		out = append(out, &Error{Pos: userPos(e, labels, raw), Path: p, Message: friendlier(msg, labels, raw), labels: labels})
 	}
 	return mergeDisjunctions(out, disjunctions, raw)
 }
 
-// userPos picks the first position of e in a user's file, else the position
-// of the nearest enclosing field that the user wrote.
+// lacksDiscriminator reports whether labels name a discriminated struct
+// (a policy, a permission) whose discriminator the user did not write.
+func lacksDiscriminator(labels []string, raw cue.Value) bool {
+	s := shapeAt(labels, raw)
+	return s != nil && s.discriminator != "" && raw.Exists() &&
+		!lookup(raw, append(labels[:len(labels):len(labels)], s.discriminator)).Exists()
+}
+
+// userPos picks the first position of e (if any) in a user's file, else the
+// position of the nearest enclosing field that the user wrote.
 func userPos(e cueerrors.Error, labels []string, raw cue.Value) Pos {
-	for _, tp := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
-		if p := fromToken(tp); p.File != "" && p.File != SchemaFile {
-			return p
+	if e != nil {
+		for _, tp := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
+			if p := fromToken(tp); p.File != "" && p.File != SchemaFile {
+				return p
+			}
 		}
 	}
 	if raw.Exists() {
@@ -243,6 +358,7 @@ var (
 	incompleteValue = regexp.MustCompile(`^incomplete value `)
 	runeBound       = regexp.MustCompile(`^invalid value .* \(does not satisfy strings\.M(ax|in)Runes\(\d+\)\)$`)
 	mismatchedTypes = regexp.MustCompile(`^conflicting values .* \(mismatched types (\w+) and (\w+)\)$`)
+	emptyList       = regexp.MustCompile(`^incompatible list lengths \(0 and \d+\)$`)
 )
 
 // wantKind says what a value of a CUE kind looks like, as the Go validator says it.
@@ -257,6 +373,8 @@ func friendlier(msg string, labels []string, raw cue.Value) string {
 	switch {
 	case incompleteValue.MatchString(msg):
 		return "must be a concrete value, not " + strings.TrimPrefix(msg, "incomplete value ")
+	case emptyList.MatchString(msg):
+		return "must not be empty"
 	case runeBound.MatchString(msg):
 		if s, err := lookup(raw, labels).String(); err == nil {
 			if labels[len(labels)-1] == "name" {
@@ -275,8 +393,8 @@ func friendlier(msg string, labels []string, raw cue.Value) string {
 			return fmt.Sprintf("must be %s, got %s", w, describeCUE(v, got))
 		}
 	case msg == "field not allowed":
-		if allowed := allowedAt(labels, raw); allowed != nil {
-			return fmt.Sprintf("field not allowed (allowed: %s)", strings.Join(allowed, ", "))
+		if allowed := allowedAt(labels, raw); allowed != "" {
+			return fmt.Sprintf("field not allowed (allowed: %s)", allowed)
 		}
 	}
 	return msg
@@ -328,14 +446,15 @@ func lookup(v cue.Value, labels []string) cue.Value {
 
 // mergeDisjunctions replaces CUE's one-error-per-alternative report of a
 // value outside an enumeration with a single error naming the choices.
-func mergeDisjunctions(errs Errors, paths map[string]bool, raw cue.Value) Errors {
+func mergeDisjunctions(errs Errors, paths map[string][]string, raw cue.Value) Errors {
 	if len(paths) == 0 {
 		return errs
 	}
 	out := errs[:0]
 	done := map[string]bool{}
 	for _, e := range errs {
-		if !paths[e.Path] || !strings.HasPrefix(e.Message, "conflicting values ") {
+		labels, ok := paths[e.Path]
+		if !ok || !strings.HasPrefix(e.Message, "conflicting values ") {
 			out = append(out, e)
 			continue
 		}
@@ -345,11 +464,11 @@ func mergeDisjunctions(errs Errors, paths map[string]bool, raw cue.Value) Errors
 		done[e.Path] = true
 		got := "the value"
 		if raw.Exists() {
-			if v := lookup(raw, strings.Split(e.Path, ".")); v.Exists() {
+			if v := lookup(raw, labels); v.Exists() {
 				got = fmt.Sprint(v)
 			}
 		}
-		if choices := choicesAt(strings.Split(e.Path, ".")); choices != nil {
+		if choices := choicesAt(labels, raw); choices != nil {
 			e.Message = fmt.Sprintf("invalid value %s (want one of %s)", got, quoteAll(choices))
 		}
 		out = append(out, e)
@@ -357,94 +476,24 @@ func mergeDisjunctions(errs Errors, paths map[string]bool, raw cue.Value) Errors
 	return out
 }
 
-// allowedAt returns the fields allowed in the struct that holds the field at labels.
-func allowedAt(labels []string, raw cue.Value) []string {
+// allowedAt returns the fields allowed in the struct that holds the field
+// at labels, as the schema lists them.
+func allowedAt(labels []string, raw cue.Value) string {
 	if len(labels) == 0 {
-		return nil
+		return ""
 	}
 	parent := labels[:len(labels)-1]
-	typeOf := func() string {
-		if !raw.Exists() {
-			return ""
-		}
-		s, _ := lookup(raw, append(parent[:len(parent):len(parent)], "type")).String()
-		return s
+	s := shapeAt(parent, raw)
+	if s == nil || s.kind != shapeStruct {
+		return ""
 	}
-	switch shape(parent) {
-	case "":
-		return topFields
-	case "roles.*":
-		return roleFields
-	case "roles.*.permissions.#":
-		return rolePermissionFields
-	case "groups.*":
-		return groupFields
-	case "records.*":
-		return recordFields
-	case "records.*.statements.#":
-		return statementFields
-	case "resourceServers.*":
-		return serverFields
-	case "resourceServers.*.resources.*":
-		return resourceFields
-	case "resourceServers.*.policies.*":
-		return fieldsFor(policyBaseFields, policyTypeFields, typeOf())
-	case "resourceServers.*.policies.*.hours":
-		return hoursFields
-	case "resourceServers.*.permissions.*":
-		return fieldsFor(permissionBaseFields, permissionTypeFields, typeOf())
-	case "tests.*":
-		return testFields
-	}
-	return nil
+	return structAt(s, parent, raw).names
 }
 
 // choicesAt returns the values allowed for an enumerated field.
-func choicesAt(labels []string) []string {
-	switch shape(labels) {
-	case "resourceServers.*.decisionStrategy":
-		return []string{StrategyUnanimous, StrategyAffirmative}
-	case "resourceServers.*.enforcementMode":
-		return []string{EnforcementEnforcing, EnforcementPermissive, EnforcementDisabled}
-	case "resourceServers.*.policies.*.logic", "resourceServers.*.permissions.*.logic":
-		return []string{LogicPositive, LogicNegative}
-	case "resourceServers.*.policies.*.type":
-		return []string{PolicyRole, PolicyUser, PolicyGroup, PolicyTime, PolicyAggregate}
-	case "resourceServers.*.policies.*.decisionStrategy", "resourceServers.*.permissions.*.decisionStrategy":
-		return []string{StrategyUnanimous, StrategyAffirmative, StrategyConsensus}
-	case "resourceServers.*.policies.*.weekdays.#":
-		return weekdays
-	case "resourceServers.*.permissions.*.type":
-		return []string{PermissionScope, PermissionResource}
-	case "tests.*.expect":
-		return []string{"allow", "deny"}
+func choicesAt(labels []string, raw cue.Value) []string {
+	if s := shapeAt(labels, raw); s != nil {
+		return s.choices
 	}
 	return nil
-}
-
-// shape abstracts a path: entity IDs become "*" and list indexes "#".
-func shape(labels []string) string {
-	out := make([]string, len(labels))
-	for i, l := range labels {
-		switch {
-		case i > 0 && isEntityMap(labels[i-1], i-1):
-			out[i] = "*"
-		case len(l) > 0 && l[0] >= '0' && l[0] <= '9':
-			out[i] = "#"
-		default:
-			out[i] = l
-		}
-	}
-	return strings.Join(out, ".")
-}
-
-// isEntityMap reports whether the label at depth i holds entities keyed by ID.
-func isEntityMap(label string, i int) bool {
-	switch label {
-	case "roles", "groups", "records", "resourceServers", "tests":
-		return i == 0
-	case "resources", "policies", "permissions":
-		return i == 2
-	}
-	return false
 }

@@ -9,44 +9,21 @@ import (
 	"unicode/utf8"
 )
 
-// The Go validator: it decodes a node tree into a Policy fragment and
+// The Go validator: it decodes a node tree into a PolicySet fragment and
 // enforces exactly what charter.cue enforces, so that JSON and YAML data
-// files, which are not evaluated by CUE, obey the same rules. The
-// differential test in decode_test.go holds the two to the same verdicts.
+// files, which are not evaluated by CUE, obey the same rules. Which fields
+// each struct allows and requires, their defaults, the lists that must not
+// be empty and the choices of enumerations come from the compiled schema
+// (shape.go); the differential tests hold the two to the same verdicts and
+// fields in error: hand-written samples (decode_test.go) and generated
+// documents (FuzzCUEAndGoAgree in differential_test.go).
 
 var userIDPattern = regexp.MustCompile(`^[^\x00-\x1f]{1,256}$`)
-
-// Field names allowed in each kind of object, as in charter.cue.
-var (
-	topFields            = []string{"roles", "groups", "records", "resourceServers", "tests"}
-	roleFields           = []string{"name", "description", "permissions", "tags"}
-	rolePermissionFields = []string{"action", "allow", "grant", "delegate"}
-	groupFields          = []string{"name", "description", "users", "tags"}
-	recordFields         = []string{"name", "description", "users", "groups", "statements", "tags"}
-	statementFields      = []string{"roles", "resources", "users", "groups"}
-	serverFields         = []string{"name", "description", "decisionStrategy", "enforcementMode", "scopes", "resources", "policies", "permissions"}
-	resourceFields       = []string{"name", "type", "uris", "scopes"}
-	policyBaseFields     = []string{"name", "description", "logic", "type"}
-	policyTypeFields     = map[string][]string{
-		PolicyRole:      {"roles", "requireAll"},
-		PolicyUser:      {"users"},
-		PolicyGroup:     {"groups"},
-		PolicyTime:      {"notBefore", "notOnOrAfter", "hours", "weekdays", "timezone"},
-		PolicyAggregate: {"policies", "decisionStrategy"},
-	}
-	permissionBaseFields = []string{"name", "description", "type", "policies", "decisionStrategy", "logic"}
-	permissionTypeFields = map[string][]string{
-		PermissionScope:    {"scopes", "resources"},
-		PermissionResource: {"resources", "resourceType"},
-	}
-	hoursFields = []string{"from", "to"}
-	testFields  = []string{"user", "resource", "action", "role", "assign", "time", "environment", "expect"}
-	weekdays    = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
-)
 
 // decoder accumulates the errors of one file or directory.
 type decoder struct {
 	errs Errors
+	sh   *shapes
 }
 
 func (d *decoder) fail(pos Pos, p *fieldPath, format string, args ...any) {
@@ -55,10 +32,10 @@ func (d *decoder) fail(pos Pos, p *fieldPath, format string, args ...any) {
 
 // decodePolicy decodes the top level of one policy file or directory.
 func decodePolicy(n *node) (*PolicySet, Errors) {
-	d := &decoder{}
+	d := &decoder{sh: charterShapes()}
 	pol := NewPolicySet()
-	d.object(n, nil, topFields, nil, func(key string, f field, p *fieldPath) {
-		switch key {
+	d.object(n, nil, d.sh.charter, func(f field, _ *fieldShape, p *fieldPath) bool {
+		switch f.key {
 		case "roles":
 			d.entities(f.val, p, func(id string, e field, ep *fieldPath) {
 				if r := d.role(id, e, ep); r != nil {
@@ -89,14 +66,23 @@ func decodePolicy(n *node) (*PolicySet, Errors) {
 					pol.Tests[id] = t
 				}
 			})
+		default:
+			return false
 		}
+		return true
 	})
 	return pol, d.errs
 }
 
-// object checks that n is a struct with only the allowed fields and the
-// required ones, and calls fn for each field in order.
-func (d *decoder) object(n *node, p *fieldPath, allowed, required []string, fn func(key string, f field, p *fieldPath)) bool {
+// readField decodes one field of a struct into its Go value; it returns
+// false for a field it does not know.
+type readField func(f field, fs *fieldShape, p *fieldPath) bool
+
+// object checks that n is a struct with only the fields that s allows and
+// every field it requires, and calls read for each field in order, then for
+// each absent field that has a default, with the default's value. A field
+// that the schema allows but read does not know is an error, never dropped.
+func (d *decoder) object(n *node, p *fieldPath, s *shape, read readField) bool {
 	if n.kind != kindObject {
 		d.fail(n.pos, p, "must be a struct, got %s", n.describe())
 		return false
@@ -111,17 +97,29 @@ func (d *decoder) object(n *node, p *fieldPath, allowed, required []string, fn f
 			continue
 		}
 		seen[f.key] = true
-		if !slices.Contains(allowed, f.key) {
-			d.fail(f.pos, fp, "field not allowed (allowed: %s)", strings.Join(allowed, ", "))
+		fs := s.field(f.key)
+		if fs == nil {
+			d.fail(f.pos, fp, "field not allowed (allowed: %s)", s.names)
 			ok = false
 			continue
 		}
-		fn(f.key, f, fp)
+		if fs.unchecked {
+			continue
+		}
+		if !read(f, fs, fp) {
+			d.fail(f.pos, fp, "the schema allows this field but this version of Charter does not read it (a defect: please report it)")
+			ok = false
+		}
 	}
-	for _, r := range required {
+	for _, r := range s.required {
 		if !seen[r] {
 			d.fail(n.pos, p.field(r), "field is required")
 			ok = false
+		}
+	}
+	for _, fs := range s.fields {
+		if fs.def != nil && !seen[fs.name] {
+			read(field{key: fs.name, pos: n.pos, val: fs.def}, fs, p.field(fs.name))
 		}
 	}
 	return ok
@@ -197,7 +195,12 @@ func (d *decoder) userID(n *node, p *fieldPath) string {
 	return s
 }
 
-func (d *decoder) enum(n *node, p *fieldPath, choices ...string) string {
+// enum decodes a string that must be one of the choices of fs.
+func (d *decoder) enum(n *node, p *fieldPath, fs *fieldShape) string {
+	return d.choice(n, p, fs.shape.choices)
+}
+
+func (d *decoder) choice(n *node, p *fieldPath, choices []string) string {
 	s, ok := d.str(n, p)
 	if ok && !slices.Contains(choices, s) {
 		d.fail(n.pos, p, "invalid value %s (want one of %s)", n.describe(), quoteAll(choices))
@@ -213,20 +216,21 @@ func (d *decoder) boolean(n *node, p *fieldPath) bool {
 	return n.b
 }
 
-func (d *decoder) list(n *node, p *fieldPath, nonEmpty bool) []*node {
+// list decodes a list of the shape of fs, which says whether it may be empty.
+func (d *decoder) list(n *node, p *fieldPath, fs *fieldShape) []*node {
 	if n.kind != kindArray {
 		d.fail(n.pos, p, "must be a list, got %s", n.describe())
 		return nil
 	}
-	if nonEmpty && len(n.items) == 0 {
+	if fs.shape.nonEmpty && len(n.items) == 0 {
 		d.fail(n.pos, p, "must not be empty")
 	}
 	return n.items
 }
 
-// strings decodes a list of strings, each checked by elem.
-func (d *decoder) strings(n *node, p *fieldPath, nonEmpty bool, elem func(*node, *fieldPath) string) []string {
-	items := d.list(n, p, nonEmpty)
+// strings decodes a list of strings of the shape of fs, each checked by elem.
+func (d *decoder) strings(n *node, p *fieldPath, fs *fieldShape, elem func(*node, *fieldPath) string) []string {
+	items := d.list(n, p, fs)
 	if items == nil {
 		return nil
 	}
@@ -285,8 +289,8 @@ func (d *decoder) time(n *node, p *fieldPath) *time.Time {
 
 func (d *decoder) role(id string, f field, p *fieldPath) *Role {
 	r := &Role{ID: id, Pos: f.pos}
-	ok := d.object(f.val, p, roleFields, []string{"name", "permissions"}, func(key string, f field, p *fieldPath) {
-		switch key {
+	ok := d.object(f.val, p, d.sh.role, func(f field, fs *fieldShape, p *fieldPath) bool {
+		switch f.key {
 		case "name":
 			r.Name = d.name(f.val, p)
 		case "description":
@@ -294,18 +298,21 @@ func (d *decoder) role(id string, f field, p *fieldPath) *Role {
 		case "tags":
 			r.Tags = d.tags(f.val, p)
 		case "permissions":
-			for i, it := range d.list(f.val, p, true) {
+			for i, it := range d.list(f.val, p, fs) {
 				r.Permissions = append(r.Permissions, d.rolePermission(it, p.elem(i)))
 			}
+		default:
+			return false
 		}
+		return true
 	})
 	return keep(r, ok)
 }
 
 func (d *decoder) rolePermission(n *node, p *fieldPath) RolePermission {
-	rp := RolePermission{Allow: true, Pos: n.pos}
-	d.object(n, p, rolePermissionFields, []string{"action"}, func(key string, f field, p *fieldPath) {
-		switch key {
+	rp := RolePermission{Pos: n.pos}
+	d.object(n, p, d.sh.rolePermission, func(f field, _ *fieldShape, p *fieldPath) bool {
+		switch f.key {
 		case "action":
 			rp.Action = d.plainString(f.val, p)
 		case "allow":
@@ -314,15 +321,18 @@ func (d *decoder) rolePermission(n *node, p *fieldPath) RolePermission {
 			rp.Grant = d.boolean(f.val, p)
 		case "delegate":
 			rp.Delegate = d.boolean(f.val, p)
+		default:
+			return false
 		}
+		return true
 	})
 	return rp
 }
 
 func (d *decoder) group(id string, f field, p *fieldPath) *Group {
 	g := &Group{ID: id, Pos: f.pos}
-	ok := d.object(f.val, p, groupFields, []string{"name"}, func(key string, f field, p *fieldPath) {
-		switch key {
+	ok := d.object(f.val, p, d.sh.group, func(f field, fs *fieldShape, p *fieldPath) bool {
+		switch f.key {
 		case "name":
 			g.Name = d.name(f.val, p)
 		case "description":
@@ -330,16 +340,19 @@ func (d *decoder) group(id string, f field, p *fieldPath) *Group {
 		case "tags":
 			g.Tags = d.tags(f.val, p)
 		case "users":
-			g.Users = d.strings(f.val, p, false, d.userID)
+			g.Users = d.strings(f.val, p, fs, d.userID)
+		default:
+			return false
 		}
+		return true
 	})
 	return keep(g, ok)
 }
 
 func (d *decoder) record(id string, f field, p *fieldPath) *Record {
 	r := &Record{ID: id, Pos: f.pos}
-	ok := d.object(f.val, p, recordFields, []string{"name", "statements"}, func(key string, f field, p *fieldPath) {
-		switch key {
+	ok := d.object(f.val, p, d.sh.record, func(f field, fs *fieldShape, p *fieldPath) bool {
+		switch f.key {
 		case "name":
 			r.Name = d.name(f.val, p)
 		case "description":
@@ -347,33 +360,39 @@ func (d *decoder) record(id string, f field, p *fieldPath) *Record {
 		case "tags":
 			r.Tags = d.tags(f.val, p)
 		case "users":
-			r.Users = d.strings(f.val, p, false, d.userID)
+			r.Users = d.strings(f.val, p, fs, d.userID)
 		case "groups":
-			r.Groups = d.strings(f.val, p, false, d.id)
+			r.Groups = d.strings(f.val, p, fs, d.id)
 		case "statements":
-			items := d.list(f.val, p, true)
+			items := d.list(f.val, p, fs)
 			r.Statements = make([]Statement, 0, len(items))
 			for i, it := range items {
 				r.Statements = append(r.Statements, d.statement(it, p.elem(i)))
 			}
+		default:
+			return false
 		}
+		return true
 	})
 	return keep(r, ok)
 }
 
 func (d *decoder) statement(n *node, p *fieldPath) Statement {
 	s := Statement{Pos: n.pos}
-	d.object(n, p, statementFields, []string{"roles", "resources"}, func(key string, f field, p *fieldPath) {
-		switch key {
+	d.object(n, p, d.sh.statement, func(f field, fs *fieldShape, p *fieldPath) bool {
+		switch f.key {
 		case "roles":
-			s.Roles = d.strings(f.val, p, true, d.id)
+			s.Roles = d.strings(f.val, p, fs, d.id)
 		case "resources":
-			s.Resources = d.strings(f.val, p, true, d.plainString)
+			s.Resources = d.strings(f.val, p, fs, d.plainString)
 		case "users":
-			s.Users = d.strings(f.val, p, false, d.userID)
+			s.Users = d.strings(f.val, p, fs, d.userID)
 		case "groups":
-			s.Groups = d.strings(f.val, p, false, d.id)
+			s.Groups = d.strings(f.val, p, fs, d.id)
+		default:
+			return false
 		}
+		return true
 	})
 	return s
 }
@@ -381,21 +400,20 @@ func (d *decoder) statement(n *node, p *fieldPath) Statement {
 func (d *decoder) server(id string, f field, p *fieldPath) *ResourceServer {
 	s := &ResourceServer{
 		ID: id, Pos: f.pos,
-		DecisionStrategy: StrategyUnanimous, EnforcementMode: EnforcementEnforcing,
 		Resources: map[string]*Resource{}, Policies: map[string]*AuthzPolicy{}, Permissions: map[string]*Permission{},
 	}
-	ok := d.object(f.val, p, serverFields, []string{"name"}, func(key string, f field, p *fieldPath) {
-		switch key {
+	ok := d.object(f.val, p, d.sh.server, func(f field, fs *fieldShape, p *fieldPath) bool {
+		switch f.key {
 		case "name":
 			s.Name = d.name(f.val, p)
 		case "description":
 			s.Description = d.description(f.val, p)
 		case "decisionStrategy":
-			s.DecisionStrategy = d.enum(f.val, p, StrategyUnanimous, StrategyAffirmative)
+			s.DecisionStrategy = d.enum(f.val, p, fs)
 		case "enforcementMode":
-			s.EnforcementMode = d.enum(f.val, p, EnforcementEnforcing, EnforcementPermissive, EnforcementDisabled)
+			s.EnforcementMode = d.enum(f.val, p, fs)
 		case "scopes":
-			s.Scopes = d.strings(f.val, p, false, d.plainString)
+			s.Scopes = d.strings(f.val, p, fs, d.plainString)
 		case "resources":
 			d.entities(f.val, p, func(id string, e field, ep *fieldPath) {
 				if r := d.resource(id, e, ep); r != nil {
@@ -414,162 +432,142 @@ func (d *decoder) server(id string, f field, p *fieldPath) *ResourceServer {
 					s.Permissions[id] = perm
 				}
 			})
+		default:
+			return false
 		}
+		return true
 	})
 	return keep(s, ok)
 }
 
 func (d *decoder) resource(id string, f field, p *fieldPath) *Resource {
 	r := &Resource{ID: id, Pos: f.pos}
-	ok := d.object(f.val, p, resourceFields, []string{"name", "uris"}, func(key string, f field, p *fieldPath) {
-		switch key {
+	ok := d.object(f.val, p, d.sh.resource, func(f field, fs *fieldShape, p *fieldPath) bool {
+		switch f.key {
 		case "name":
 			r.Name = d.name(f.val, p)
 		case "type":
 			r.Type = d.plainString(f.val, p)
 		case "uris":
-			r.URIs = d.strings(f.val, p, true, d.plainString)
+			r.URIs = d.strings(f.val, p, fs, d.plainString)
 		case "scopes":
-			r.Scopes = d.strings(f.val, p, false, d.plainString)
+			r.Scopes = d.strings(f.val, p, fs, d.plainString)
+		default:
+			return false
 		}
+		return true
 	})
 	return keep(r, ok)
 }
 
-// discriminator reads the "type" field of n, which decides the other fields allowed.
-func discriminator(n *node) string {
+// variant returns the shape of a discriminated struct n: the variant its
+// discriminator holds, or, when that is missing or unknown, the shape that
+// allows every variant's fields (only the discriminator is then reported).
+func variant(n *node, s *shape) *shape {
 	for _, f := range n.fields {
-		if f.key == "type" && f.val.kind == kindString {
-			return f.val.str
+		if f.key == s.discriminator && f.val.kind == kindString {
+			return s.variant(f.val.str)
 		}
 	}
-	return ""
-}
-
-// fieldsFor returns the fields allowed for an object with a discriminator:
-// the base fields plus those of its type. When the type is missing or
-// unknown, every type's fields are allowed and only the type is reported.
-func fieldsFor(base []string, byType map[string][]string, typ string) []string {
-	allowed := slices.Clone(base)
-	if extra, ok := byType[typ]; ok {
-		return append(allowed, extra...)
-	}
-	for _, extra := range byType {
-		for _, e := range extra {
-			if !slices.Contains(allowed, e) {
-				allowed = append(allowed, e)
-			}
-		}
-	}
-	return allowed
+	return s.variant("")
 }
 
 func (d *decoder) authzPolicy(id string, f field, p *fieldPath) *AuthzPolicy {
-	pol := &AuthzPolicy{ID: id, Pos: f.pos, Logic: LogicPositive}
+	pol := &AuthzPolicy{ID: id, Pos: f.pos}
 	if f.val.kind != kindObject {
 		d.fail(f.val.pos, p, "must be a struct, got %s", f.val.describe())
 		return nil
 	}
-	typ := discriminator(f.val)
-	required := []string{"name", "type"}
-	switch typ {
-	case PolicyRole:
-		required = append(required, "roles")
-	case PolicyUser:
-		required = append(required, "users")
-	case PolicyGroup:
-		required = append(required, "groups")
-	case PolicyTime:
-		pol.Timezone = "UTC"
-	case PolicyAggregate:
-		required = append(required, "policies")
-		pol.DecisionStrategy = StrategyUnanimous
-	}
-	ok := d.object(f.val, p, fieldsFor(policyBaseFields, policyTypeFields, typ), required, func(key string, f field, p *fieldPath) {
-		switch key {
+	ok := d.object(f.val, p, variant(f.val, d.sh.policy), func(f field, fs *fieldShape, p *fieldPath) bool {
+		switch f.key {
 		case "name":
 			pol.Name = d.name(f.val, p)
 		case "description":
 			pol.Description = d.description(f.val, p)
 		case "logic":
-			pol.Logic = d.enum(f.val, p, LogicPositive, LogicNegative)
+			pol.Logic = d.enum(f.val, p, fs)
 		case "type":
-			pol.Type = d.enum(f.val, p, PolicyRole, PolicyUser, PolicyGroup, PolicyTime, PolicyAggregate)
+			pol.Type = d.enum(f.val, p, fs)
 		case "roles":
-			pol.Roles = d.strings(f.val, p, true, d.id)
+			pol.Roles = d.strings(f.val, p, fs, d.id)
 		case "requireAll":
 			pol.RequireAll = d.boolean(f.val, p)
 		case "users":
-			pol.Users = d.strings(f.val, p, true, d.userID)
+			pol.Users = d.strings(f.val, p, fs, d.userID)
 		case "groups":
-			pol.Groups = d.strings(f.val, p, true, d.id)
+			pol.Groups = d.strings(f.val, p, fs, d.id)
 		case "notBefore":
 			pol.NotBefore = d.time(f.val, p)
 		case "notOnOrAfter":
 			pol.NotOnOrAfter = d.time(f.val, p)
 		case "hours":
 			h := &HourRange{}
-			d.object(f.val, p, hoursFields, hoursFields, func(key string, f field, p *fieldPath) {
-				if key == "from" {
+			d.object(f.val, p, fs.shape, func(f field, _ *fieldShape, p *fieldPath) bool {
+				switch f.key {
+				case "from":
 					h.From = d.hour(f.val, p)
-				} else {
+				case "to":
 					h.To = d.hour(f.val, p)
+				default:
+					return false
 				}
+				return true
 			})
 			pol.Hours = h
 		case "weekdays":
-			pol.Weekdays = d.strings(f.val, p, false, func(n *node, p *fieldPath) string { return d.enum(n, p, weekdays...) })
+			pol.Weekdays = d.strings(f.val, p, fs, func(n *node, p *fieldPath) string { return d.choice(n, p, fs.shape.elem.choices) })
 		case "timezone":
 			pol.Timezone = d.plainString(f.val, p)
 		case "policies":
-			pol.Policies = d.strings(f.val, p, true, d.id)
+			pol.Policies = d.strings(f.val, p, fs, d.id)
 		case "decisionStrategy":
-			pol.DecisionStrategy = d.enum(f.val, p, StrategyUnanimous, StrategyAffirmative, StrategyConsensus)
+			pol.DecisionStrategy = d.enum(f.val, p, fs)
+		default:
+			return false
 		}
+		return true
 	})
 	return keep(pol, ok)
 }
 
 func (d *decoder) permission(id string, f field, p *fieldPath) *Permission {
-	perm := &Permission{ID: id, Pos: f.pos, DecisionStrategy: StrategyUnanimous, Logic: LogicPositive}
+	perm := &Permission{ID: id, Pos: f.pos}
 	if f.val.kind != kindObject {
 		d.fail(f.val.pos, p, "must be a struct, got %s", f.val.describe())
 		return nil
 	}
-	typ := discriminator(f.val)
-	required := []string{"name", "type"}
-	if typ == PermissionScope {
-		required = append(required, "scopes")
-	}
-	ok := d.object(f.val, p, fieldsFor(permissionBaseFields, permissionTypeFields, typ), required, func(key string, f field, p *fieldPath) {
-		switch key {
+	ok := d.object(f.val, p, variant(f.val, d.sh.permission), func(f field, fs *fieldShape, p *fieldPath) bool {
+		switch f.key {
 		case "name":
 			perm.Name = d.name(f.val, p)
 		case "description":
 			perm.Description = d.description(f.val, p)
 		case "type":
-			perm.Type = d.enum(f.val, p, PermissionScope, PermissionResource)
+			perm.Type = d.enum(f.val, p, fs)
 		case "scopes":
-			perm.Scopes = d.strings(f.val, p, true, d.plainString)
+			perm.Scopes = d.strings(f.val, p, fs, d.plainString)
 		case "resources":
-			perm.Resources = d.strings(f.val, p, false, d.id)
+			perm.Resources = d.strings(f.val, p, fs, d.id)
 		case "resourceType":
 			perm.ResourceType = d.plainString(f.val, p)
 		case "policies":
-			perm.Policies = d.strings(f.val, p, false, d.id)
+			perm.Policies = d.strings(f.val, p, fs, d.id)
 		case "decisionStrategy":
-			perm.DecisionStrategy = d.enum(f.val, p, StrategyUnanimous, StrategyAffirmative, StrategyConsensus)
+			perm.DecisionStrategy = d.enum(f.val, p, fs)
 		case "logic":
-			perm.Logic = d.enum(f.val, p, LogicPositive, LogicNegative)
+			perm.Logic = d.enum(f.val, p, fs)
+		default:
+			return false
 		}
+		return true
 	})
 	return keep(perm, ok)
 }
 
 func (d *decoder) test(name string, f field, p *fieldPath) *Test {
 	t := &Test{Name: name, Pos: f.pos}
-	ok := d.object(f.val, p, testFields, []string{"user", "resource", "expect"}, func(key string, f field, p *fieldPath) {
-		switch key {
+	ok := d.object(f.val, p, d.sh.test, func(f field, fs *fieldShape, p *fieldPath) bool {
+		switch f.key {
 		case "user":
 			t.User = d.userID(f.val, p)
 		case "resource":
@@ -585,8 +583,11 @@ func (d *decoder) test(name string, f field, p *fieldPath) *Test {
 		case "environment":
 			t.Environment = d.plainString(f.val, p)
 		case "expect":
-			t.Expect = d.enum(f.val, p, "allow", "deny")
+			t.Expect = d.enum(f.val, p, fs)
+		default:
+			return false
 		}
+		return true
 	})
 	return keep(t, ok)
 }

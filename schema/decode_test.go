@@ -97,6 +97,15 @@ var differentialSamples = []struct {
 	{"test bad time", `{"tests": {"t": {"user": "a", "resource": "x", "action": "y", "expect": "allow", "time": "noon"}}}`},
 	{"test bad role ID", `{"tests": {"t": {"user": "a", "resource": "x", "role": "a b", "expect": "allow"}}}`},
 	{"test unknown field", `{"tests": {"t": {"user": "a", "resource": "x", "action": "y", "expect": "allow", "why": "z"}}}`},
+	{"role with an empty ID", `{"roles": {"": {"name": "a", "permissions": []}}}`},
+	{"field not allowed beside a wrong type", `{"records": null, "role": {}}`},
+	{"field not allowed beside a wrong value", `{"groups": {"g": {"name": 1, "x": 2}}}`},
+	{"field of another policy type", `{"resourceServers": {"s": {"name": "S", "policies": {"p": {"name": "P", "type": "aggregate", "policies": ["q"], "weekdays": ["mon", "tue"]}}}}}`},
+	{"policy type invalid with fields of every type", `{"resourceServers": {"s": {"name": "S", "policies": {"p": {"name": "P", "type": "js",
+		"roles": [], "users": [], "groups": [], "notBefore": "a", "hours": {"from": 1, "to": 2}, "policies": []}}}}}`},
+	{"policy without a type", `{"resourceServers": {"s": {"policies": {"p": {}}}}}`},
+	{"policy without a type with fields of a type", `{"resourceServers": {"s": {"name": "S", "policies": {"p": {"name": "P", "roles": [], "hours": {"at": 1}}}}}}`},
+	{"permission type invalid with fields of every type", `{"resourceServers": {"s": {"name": "S", "permissions": {"p": {"name": "P", "type": "x", "scopes": [], "resourceType": 1}}}}}`},
 	{"several errors", `{"roles": {"U": {"name": 1, "permissions": [{"action": "a", "grant": 1}]}}, "groups": {"g": {"users": ["a"]}}}`},
 }
 

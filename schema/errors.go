@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/literal"
 )
 
 // ErrNoPolicy is returned by Load when the policy root holds no policy file.
@@ -18,6 +19,8 @@ type Error struct {
 	Pos     Pos
 	Path    string // the field, in CUE syntax: roles.Admin.permissions.0.action
 	Message string
+
+	labels []string // Path's labels, for an error that CUE reported
 }
 
 // Error renders the error as "file:line:col: path: message".
@@ -33,7 +36,8 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Errors is every problem found in a policy, sorted by file, line and column.
+// Errors is a list of problems found in a policy. The Loader returns every
+// problem it found, sorted by file, line and column.
 type Errors []*Error
 
 // Error renders one error per line.
@@ -43,6 +47,17 @@ func (es Errors) Error() string {
 		lines[i] = e.Error()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// files returns the files the errors are placed in, in order of appearance.
+func (es Errors) files() []string {
+	var files []string
+	for _, e := range es {
+		if e.Pos.File != "" && !slices.Contains(files, e.Pos.File) {
+			files = append(files, e.Pos.File)
+		}
+	}
+	return files
 }
 
 // sortErrors orders errors by position, then path and message, and drops exact duplicates.
@@ -65,11 +80,13 @@ func sortErrors(es Errors) Errors {
 type fieldPath struct {
 	parent *fieldPath
 	label  string
-	index  int // list index when label == ""
+	index  int // list index, or -1 for a field (whose label may be "")
 }
 
-func (p *fieldPath) field(label string) *fieldPath { return &fieldPath{parent: p, label: label} }
-func (p *fieldPath) elem(i int) *fieldPath         { return &fieldPath{parent: p, index: i} }
+func (p *fieldPath) field(label string) *fieldPath {
+	return &fieldPath{parent: p, label: label, index: -1}
+}
+func (p *fieldPath) elem(i int) *fieldPath { return &fieldPath{parent: p, index: i} }
 
 // String renders the path the way CUE does: identifiers bare, other labels
 // quoted, list indexes as numbers.
@@ -83,18 +100,19 @@ func (p *fieldPath) String() string {
 }
 
 func (p *fieldPath) selector() string {
-	if p.label == "" {
+	if p.index >= 0 {
 		return strconv.Itoa(p.index)
 	}
 	return quoteLabel(p.label)
 }
 
-// quoteLabel renders a field label as CUE prints it in a path.
+// quoteLabel renders a field label as CUE prints it in a path, so that a
+// field of a data file and the same field of a CUE file have one path.
 func quoteLabel(label string) string {
-	if ast.IsValidIdent(label) && !strings.HasPrefix(label, "#") && !strings.HasPrefix(label, "_") {
-		return label
+	if ast.StringLabelNeedsQuoting(label) {
+		return literal.Label.Quote(label)
 	}
-	return strconv.Quote(label)
+	return label
 }
 
 // JoinPath renders labels as a CUE path: identifiers bare, other labels quoted.

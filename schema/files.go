@@ -1,13 +1,17 @@
 package schema
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"path"
 	"strings"
 )
 
-// The one rule of SPEC section 1 that decides which files are policy files.
-// Every source and the loader use it, so that what a source hashes and
-// hands over is exactly what the loader reads.
+// The rules of SPEC section 1 that decide which files are policy files and
+// how they are read. Every source and the loader should use them, so that
+// what a source hashes and hands over is exactly what the loader reads.
 
 // IsPolicyFile reports whether name, a slash-separated path relative to the
 // policy root, is read as policy: it ends in .cue, .json, .yaml or .yml, and
@@ -38,4 +42,133 @@ func SkipDir(name string) bool {
 	}
 	base := path.Base(name)
 	return strings.HasPrefix(base, ".") || base == "cue.mod"
+}
+
+// MaxFileBytes bounds one policy file: a larger file is an error, never read.
+const MaxFileBytes = 64 << 20
+
+// maxLinkHops bounds the symbolic links followed to resolve one name.
+const maxLinkHops = 40
+
+// ReadPolicyFile reads the policy file name (relative to the policy root
+// fsys) under the rules of SPEC section 1: only a regular file is read, or
+// a symbolic link whose target, through every link on the way, lies inside
+// the policy root and is a regular file; a file larger than MaxFileBytes is
+// refused before it is read. A file that breaks a rule is an *Error naming
+// it (a problem of the policy, not of I/O). Symbolic links are seen only
+// when fsys implements fs.ReadLinkFS, as os.DirFS does; other file systems
+// are read as they present themselves.
+func ReadPolicyFile(fsys fs.FS, name string) ([]byte, error) {
+	return readPolicyFile(fsys, name, MaxFileBytes)
+}
+
+func readPolicyFile(fsys fs.FS, name string, maxBytes int64) ([]byte, error) {
+	fail := func(format string, args ...any) error {
+		return &Error{Pos: Pos{File: name, Line: 1}, Message: fmt.Sprintf(format, args...)}
+	}
+	resolved, info, err := resolveInRoot(fsys, name)
+	if err != nil {
+		var bad *badLinkError
+		if errors.As(err, &bad) {
+			return nil, fail("%s", bad.msg)
+		}
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fail("not a regular file (%s): a policy file is a regular file, or a symbolic link to one inside the policy root", fileKind(info.Mode()))
+	}
+	if info.Size() > maxBytes {
+		return nil, fail("file is %d bytes, more than the %d a policy file may hold", info.Size(), maxBytes)
+	}
+	f, err := fsys.Open(resolved)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	defer f.Close()
+	// As os.ReadFile: one buffer of the size Stat gave, grown only if the
+	// file grows, and never past the bound.
+	data := make([]byte, 0, info.Size()+1)
+	for {
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if int64(len(data)) > maxBytes {
+			return nil, fail("file grew past the %d bytes a policy file may hold while it was read", maxBytes)
+		}
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
+}
+
+// badLinkError is a symbolic link that is not followed: it leads outside
+// the policy root, or through too many links.
+type badLinkError struct {
+	msg string
+}
+
+func (e *badLinkError) Error() string { return e.msg }
+
+// resolveInRoot follows the symbolic links of name, component by component,
+// and returns the name of what it leads to, inside the root, with its
+// Lstat information; a link that is not followed is a *badLinkError.
+func resolveInRoot(fsys fs.FS, name string) (string, fs.FileInfo, error) {
+	if _, ok := fsys.(fs.ReadLinkFS); !ok {
+		info, err := fs.Stat(fsys, name)
+		return name, info, err
+	}
+	hops := 0
+	done := "."                      // the resolved part, free of links
+	rest := strings.Split(name, "/") // the components still to walk
+	for len(rest) > 0 {
+		next := path.Join(done, rest[0])
+		rest = rest[1:]
+		info, err := fs.Lstat(fsys, next)
+		if err != nil {
+			return "", nil, err
+		}
+		if info.Mode()&fs.ModeSymlink == 0 {
+			done = next
+			if len(rest) == 0 {
+				return done, info, nil
+			}
+			continue
+		}
+		if hops++; hops > maxLinkHops {
+			return "", nil, &badLinkError{fmt.Sprintf("more than %d symbolic links to follow (a loop?)", maxLinkHops)}
+		}
+		target, err := fs.ReadLink(fsys, next)
+		if err != nil {
+			return "", nil, err
+		}
+		joined := path.Join(done, target)
+		if path.IsAbs(target) || strings.HasPrefix(target, `\`) || len(target) > 1 && target[1] == ':' ||
+			joined == ".." || strings.HasPrefix(joined, "../") {
+			return "", nil, &badLinkError{fmt.Sprintf("symbolic link to %q leads outside the policy root: only links to files inside it are followed", target)}
+		}
+		done = "."
+		rest = append(strings.Split(joined, "/"), rest...)
+	}
+	info, err := fs.Lstat(fsys, done)
+	return done, info, err
+}
+
+// fileKind names the type of a file that is not regular.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0, m&fs.ModeCharDevice != 0:
+		return "a device"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "mode " + m.String()
 }

@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -15,7 +16,7 @@ const maxDepth = 64
 // reports no positions, and the positions of entities are needed for error
 // messages and decision traces.
 func parseJSON(file string, src []byte) (*node, *Error) {
-	p := &jsonParser{file: file, src: src, line: 1}
+	p := &jsonParser{file: file, src: src, line: 1, col: 1}
 	p.skipSpace()
 	n, err := p.value(0)
 	if err != nil {
@@ -28,16 +29,24 @@ func parseJSON(file string, src []byte) (*node, *Error) {
 	return n, nil
 }
 
+// jsonParser reads src from off. Positions are kept incrementally: col is
+// the 1-based column, in runes, of the byte at colOff on line line, and
+// pos advances it over the bytes read since, so that each byte is counted
+// once however long its line is (json.Marshal writes a file on one line).
 type jsonParser struct {
-	file      string
-	src       []byte
-	off       int
-	line      int
-	lineStart int
+	file   string
+	src    []byte
+	off    int
+	line   int
+	col    int
+	colOff int
 }
 
+// pos returns the position of the byte at off.
 func (p *jsonParser) pos() Pos {
-	return Pos{File: p.file, Line: p.line, Col: utf8.RuneCount(p.src[p.lineStart:p.off]) + 1}
+	p.col += utf8.RuneCount(p.src[p.colOff:p.off])
+	p.colOff = p.off
+	return Pos{File: p.file, Line: p.line, Col: p.col}
 }
 
 func (p *jsonParser) errorf(format string, args ...any) *Error {
@@ -48,8 +57,7 @@ func (p *jsonParser) skipSpace() {
 	for p.off < len(p.src) {
 		switch p.src[p.off] {
 		case '\n':
-			p.line++
-			p.lineStart = p.off + 1
+			p.line, p.col, p.colOff = p.line+1, 1, p.off+1
 		case ' ', '\t', '\r':
 		default:
 			return
@@ -187,8 +195,15 @@ func (p *jsonParser) number(pos Pos) (*node, *Error) {
 		}
 		return p.off - s
 	}
+	intStart := p.off
 	if digits() == 0 {
 		return nil, p.errorf("malformed number")
+	}
+	if p.src[intStart] == '0' && p.off-intStart > 1 {
+		lit := string(p.src[intStart:min(p.off, intStart+20)])
+		p.off = intStart
+		return nil, p.errorf("malformed number %s: a leading zero is not allowed (write %s, or quote it for a string)",
+			lit, strings.TrimLeft(lit, "0"))
 	}
 	if p.off < len(p.src) && p.src[p.off] == '.' {
 		p.off++
@@ -268,16 +283,10 @@ func (p *jsonParser) escapedString(start int) (string, *Error) {
 				return "", p.errorf("malformed \\u escape")
 			}
 			if utf16.IsSurrogate(r) {
-				if p.hasPrefix(`\u`) {
-					p.off += 2
-					r2, ok := p.hex4()
-					if !ok {
-						return "", p.errorf("malformed \\u escape")
-					}
-					r = utf16.DecodeRune(r, r2)
-				} else {
-					r = utf8.RuneError
-				}
+				// A surrogate pair is two escapes; a surrogate that is
+				// not half of a pair reads as U+FFFD, as encoding/json
+				// has it, and the escape after it is read on its own.
+				r = p.lowSurrogate(r)
 			}
 			buf = utf8.AppendRune(buf, r)
 		default:
@@ -285,6 +294,23 @@ func (p *jsonParser) escapedString(start int) (string, *Error) {
 		}
 	}
 	return "", p.errorf("unterminated string")
+}
+
+// lowSurrogate completes the surrogate r with the \uXXXX escape at off, when
+// that escape is its low half, and returns U+FFFD otherwise.
+func (p *jsonParser) lowSurrogate(r rune) rune {
+	if len(p.src)-p.off < 6 || !p.hasPrefix(`\u`) {
+		return utf8.RuneError
+	}
+	v, err := strconv.ParseUint(string(p.src[p.off+2:p.off+6]), 16, 32)
+	if err != nil {
+		return utf8.RuneError
+	}
+	pair := utf16.DecodeRune(r, rune(v))
+	if pair != utf8.RuneError {
+		p.off += 6
+	}
+	return pair
 }
 
 func (p *jsonParser) hex4() (rune, bool) {

@@ -16,11 +16,11 @@ import (
 	"unicode/utf8"
 )
 
-// Loader reads policy roots into Policies. It caches the decoded result of
-// each unit (a directory's CUE files, or one data file) by the hash of its
-// content, so that a reload evaluates only what changed. A Loader is safe
-// for concurrent use; Policies it returns share cached entities and are
-// read-only.
+// Loader reads policy roots into PolicySets. It caches the decoded result
+// of each unit (a directory's CUE files, or one data file) by the hash of
+// its content, so that a reload evaluates only what changed. A Loader is
+// safe for concurrent use; the PolicySets it returns share cached entities
+// and are read-only.
 type Loader struct {
 	mu    sync.Mutex
 	cache map[string]*unitResult // by unit key
@@ -36,18 +36,23 @@ func NewLoader() *Loader {
 
 // unit is what is evaluated on its own: the CUE files of one directory, or one data file.
 type unit struct {
-	key   string // "dir:" + directory, or "file:" + file name
-	dir   string
-	files []sourceFile
-	hash  [sha256.Size]byte
+	key      string // "dir:" + directory, or "file:" + file name
+	dir      string
+	files    []sourceFile
+	readErrs Errors // files of the unit that are not read (ReadPolicyFile)
+	hash     [sha256.Size]byte
 }
 
 type unitResult struct {
 	key    string
 	hash   [sha256.Size]byte
-	policy *PolicySet
+	policy *PolicySet // nil when the unit did not decode; with errs, the entities that did
 	refs   references // roles and groups the unit names
 	errs   Errors
+	// declared lists the roles and groups a unit with errors declares,
+	// including those that failed to decode; nil when the unit did not
+	// parse far enough to tell.
+	declared *references
 }
 
 // Stats says how much work the last Load did; tests and benchmarks read it.
@@ -59,8 +64,9 @@ type Stats struct {
 // Load reads the policy root fsys (see SPEC section 1), validates it
 // (section 3.1, without running tests) and returns the merged policy. When
 // the policy is invalid the error is an Errors holding every problem, sorted
-// by position. It returns ErrNoPolicy when fsys holds no policy file, and
-// other errors for I/O failures.
+// by position: the schema errors of each unit, and the duplicates and
+// references among the units that decoded. It returns ErrNoPolicy when fsys
+// holds no policy file, and other errors for I/O failures.
 func (l *Loader) Load(ctx context.Context, fsys fs.FS) (*PolicySet, error) {
 	res, err := l.LoadResult(ctx, fsys)
 	if err != nil {
@@ -143,7 +149,7 @@ func (l *Loader) load(ctx context.Context, fsys fs.FS) (*PolicySet, Stats, *patc
 		errs = append(errs, r.errs...)
 	}
 	if len(errs) > 0 {
-		return nil, stats, nil, sortErrors(errs)
+		return nil, stats, nil, sortErrors(append(errs, crossUnitErrors(results)...))
 	}
 	merged, patch, errs := l.merge(results)
 	for _, r := range results {
@@ -163,8 +169,10 @@ func (l *Loader) load(ctx context.Context, fsys fs.FS) (*PolicySet, Stats, *patc
 var byteOrderMark = []byte{0xef, 0xbb, 0xbf}
 
 // readUnits walks fsys and groups its policy files into units, skipping
-// hidden files and directories and CUE's module directory. A UTF-8
-// byte-order mark at the start of a file is dropped.
+// hidden files and directories and CUE's module directory. A policy file
+// that ReadPolicyFile refuses (not a regular file, a link out of the root,
+// too large) stays in its unit as an error; other read errors end the walk.
+// A UTF-8 byte-order mark at the start of a file is dropped.
 func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
 	dirs := map[string]*unit{}
 	var units []*unit
@@ -181,28 +189,31 @@ func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
 			}
 			return nil
 		}
-		if !IsPolicyFile(name) || !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+		if !IsPolicyFile(name) {
 			return nil
 		}
-		ext := path.Ext(name)
-		data, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
+		data, err := ReadPolicyFile(fsys, name)
+		var bad *Error
+		if err != nil && !errors.As(err, &bad) {
+			return err
 		}
-		f := sourceFile{name: name, data: bytes.TrimPrefix(data, byteOrderMark)}
-		if ext != ".cue" {
-			u := &unit{key: "file:" + name, dir: path.Dir(name), files: []sourceFile{f}}
+		var u *unit
+		if path.Ext(name) != ".cue" {
+			u = &unit{key: "file:" + name, dir: path.Dir(name)}
 			units = append(units, u)
+		} else {
+			dir := path.Dir(name)
+			if u = dirs[dir]; u == nil {
+				u = &unit{key: "dir:" + dir, dir: dir}
+				dirs[dir] = u
+				units = append(units, u)
+			}
+		}
+		if bad != nil {
+			u.readErrs = append(u.readErrs, bad)
 			return nil
 		}
-		dir := path.Dir(name)
-		u, ok := dirs[dir]
-		if !ok {
-			u = &unit{key: "dir:" + dir, dir: dir}
-			dirs[dir] = u
-			units = append(units, u)
-		}
-		u.files = append(u.files, f)
+		u.files = append(u.files, sourceFile{name: name, data: bytes.TrimPrefix(data, byteOrderMark)})
 		return nil
 	})
 	if err != nil {
@@ -213,6 +224,9 @@ func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
 		for _, f := range u.files {
 			fmt.Fprintf(h, "%s\x00%d\x00", f.name, len(f.data))
 			h.Write(f.data)
+		}
+		for _, e := range u.readErrs {
+			fmt.Fprintf(h, "\x00unread\x00%s\x00", e)
 		}
 		h.Sum(u.hash[:0])
 	}
@@ -275,9 +289,14 @@ feed:
 	return results, len(todo), nil
 }
 
-// evalUnit decodes and validates one unit on its own.
+// evalUnit decodes and validates one unit on its own. A unit with a file
+// that was not read is not evaluated: what it declares is unknown.
 func evalUnit(u *unit) *unitResult {
 	r := &unitResult{key: u.key, hash: u.hash}
+	if len(u.readErrs) > 0 {
+		r.errs = slices.Clone(u.readErrs)
+		return r
+	}
 	for _, f := range u.files {
 		if err := checkUTF8(f); err != nil {
 			r.errs = append(r.errs, err)
@@ -287,7 +306,7 @@ func evalUnit(u *unit) *unitResult {
 		return r
 	}
 	if strings.HasPrefix(u.key, "dir:") {
-		r.policy, r.errs = evalCUE(u.dir, u.files)
+		r.policy, r.errs, r.declared = evalCUE(u.dir, u.files)
 		r.finish()
 		return r
 	}
@@ -304,16 +323,85 @@ func evalUnit(u *unit) *unitResult {
 		return r
 	}
 	r.policy, r.errs = decodePolicy(tree)
+	r.declared = declaredIn(tree)
 	r.finish()
 	return r
 }
 
-// finish runs the unit's local checks and lists its references, once the unit decoded.
+// finish runs the unit's local checks and lists its references, once the
+// unit decoded. It keeps declared only for a unit with errors.
 func (r *unitResult) finish() {
 	if len(r.errs) == 0 {
 		r.errs = checkLocal(r.policy)
 		r.refs = referencesOf(r.policy)
 	}
+	if len(r.errs) == 0 {
+		r.declared = nil
+	}
+}
+
+// crossUnitErrors runs the checks between units for a load in which some
+// unit has errors, so that every error is reported at once (SPEC 3.1): the
+// units that decoded, wholly or in part, are merged afresh (the Loader's
+// last good state is left alone), and duplicates and references are
+// checked among them.
+//
+// A reference to a role or group that a unit with errors declares is not
+// reported: the entity exists, and its own error is. A unit that did not
+// parse declares no one knows what, so a reference that resolves nowhere is
+// still reported (CUE users expect every error), and its message names the
+// files that did not parse and may declare it.
+func crossUnitErrors(results []*unitResult) Errors {
+	var decoded []*unitResult
+	b := &brokenUnits{roles: map[string]bool{}, groups: map[string]bool{}}
+	for _, r := range results {
+		if r.policy != nil {
+			decoded = append(decoded, r)
+		}
+		switch {
+		case len(r.errs) == 0:
+		case r.declared == nil:
+			b.unparsed = append(b.unparsed, r.errs.files()...)
+		default:
+			for _, id := range r.declared.roles {
+				b.roles[id] = true
+			}
+			for _, id := range r.declared.groups {
+				b.groups[id] = true
+			}
+		}
+	}
+	slices.Sort(b.unparsed)
+	b.unparsed = slices.Compact(b.unparsed)
+	merged, errs := mergeAll(decoded)
+	for _, r := range decoded {
+		if len(r.errs) == 0 && r.refs.resolve(merged) {
+			continue
+		}
+		c := &checker{p: r.policy, all: merged, broken: b}
+		c.run()
+		errs = append(errs, c.errs...)
+	}
+	return errs
+}
+
+// declaredIn lists the roles and groups a data file's tree declares, whether
+// or not they decode.
+func declaredIn(tree *node) *references {
+	d := &references{}
+	for _, f := range tree.fields {
+		if f.val.kind != kindObject || f.key != "roles" && f.key != "groups" {
+			continue
+		}
+		for _, e := range f.val.fields {
+			if f.key == "roles" {
+				d.roles = append(d.roles, e.key)
+			} else {
+				d.groups = append(d.groups, e.key)
+			}
+		}
+	}
+	return d
 }
 
 // checkUTF8 reports the position of the first byte that is not UTF-8.

@@ -54,7 +54,7 @@ type PolicySet struct {
 	Tests           map[string]*Test
 }
 
-// NewPolicySet returns an empty policy with all maps allocated.
+// NewPolicySet returns an empty policy set with all maps allocated.
 func NewPolicySet() *PolicySet {
 	return &PolicySet{
 		Roles:           map[string]*Role{},

@@ -1,8 +1,10 @@
 package schema
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -11,22 +13,39 @@ import (
 // aliases: without aliases a file has at most about one node per byte.
 func yamlNodeBudget(src []byte) int { return 2*len(src) + 10_000 }
 
-// parseYAML parses a single-document YAML file into a node tree.
+// parseYAML parses a YAML data file into a node tree. A data file holds one
+// document: a second one (after a "---" that follows content, even an empty
+// one) is an error at the line of its "---", because reading only the first
+// would silently drop the rest. A lone "---" before the first document is fine.
 func parseYAML(file string, src []byte) (*node, *Error) {
+	dec := yaml.NewDecoder(bytes.NewReader(src))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		line := 1
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			fmt.Sscanf(err.Error(), "yaml: line %d:", &line)
-		}
-		return nil, &Error{Pos: Pos{File: file, Line: line, Col: 1}, Message: "invalid YAML: " + err.Error()}
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
+		return nil, yamlError(file, err)
+	}
+	var second yaml.Node
+	switch err := dec.Decode(&second); {
+	case err == nil:
+		return nil, &Error{Pos: Pos{File: file, Line: second.Line, Col: max(second.Column, 1)},
+			Message: "invalid YAML: a second document starts here: a data file holds one document (split the file, one document per file)"}
+	case err != io.EOF:
+		return nil, yamlError(file, err)
 	}
 	if doc.Kind == 0 {
 		return &node{kind: kindObject, pos: Pos{File: file, Line: 1, Col: 1}}, nil
 	}
 	budget := yamlNodeBudget(src)
 	return fromYAML(file, &doc, 0, &budget)
+}
+
+// yamlError places a YAML syntax or type error at the line it names.
+func yamlError(file string, err error) *Error {
+	line := 1
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		fmt.Sscanf(err.Error(), "yaml: line %d:", &line)
+	}
+	return &Error{Pos: Pos{File: file, Line: line, Col: 1}, Message: "invalid YAML: " + err.Error()}
 }
 
 func fromYAML(file string, y *yaml.Node, depth int, budget *int) (*node, *Error) {

@@ -1,7 +1,8 @@
 // Package policygen writes realistic generated policy repositories for
 // benchmarks and load tests: the shape of the engine issue (users owning
 // documents, readers, administrators, groups and one resource server),
-// as JSON data files or CUE files of a fixed number of records each.
+// as JSON data files or CUE files of a fixed number of records each,
+// indented or minified (one line per file, as json.Marshal writes).
 // Generated data is never committed; tests and the policygen command
 // write it to temporary directories.
 package policygen
@@ -25,6 +26,7 @@ type Options struct {
 	PerFile     int    // records per data file (default 1,000)
 	Format      string // "json" (default): data files under data/; "cue": one file per directory partNNN/
 	ReadersOnly bool   // no reader records: exactly Documents records (for loader benchmarks)
+	Minified    bool   // each file's JSON on one line, as json.Marshal writes it (default: indented)
 	Seed        uint64
 }
 
@@ -215,7 +217,13 @@ func writeUnit(write func(string, []byte) error, o Options, base string, records
 }
 
 func writeUnitFile(write func(string, []byte) error, o Options, name string, doc map[string]any) error {
-	data, err := json.MarshalIndent(doc, "", "  ")
+	var data []byte
+	var err error
+	if o.Minified {
+		data, err = json.Marshal(doc)
+	} else {
+		data, err = json.MarshalIndent(doc, "", "  ")
+	}
 	if err != nil {
 		return err
 	}

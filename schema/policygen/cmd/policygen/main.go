@@ -2,6 +2,7 @@
 // benchmarks by hand:
 //
 //	go run ./schema/policygen/cmd/policygen -dir /tmp/policy-100k
+//	go run ./schema/policygen/cmd/policygen -dir /tmp/policy-min -documents 10000 -per-file 10000 -minified
 package main
 
 import (
@@ -19,6 +20,7 @@ func main() {
 	flag.IntVar(&o.Users, "users", 10_000, "distinct users")
 	flag.IntVar(&o.PerFile, "per-file", 1000, "records per data file")
 	flag.StringVar(&o.Format, "format", "json", "json or cue")
+	flag.BoolVar(&o.Minified, "minified", false, "write each file on one line, as json.Marshal does")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "policygen: -dir is required")

@@ -1,0 +1,140 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"testing/fstest"
+)
+
+// TestReadPolicyFile: SPEC section 1 reads regular files only, and follows
+// a symbolic link only to a regular file inside the policy root; anything
+// else is an error naming the path, and is never read.
+func TestReadPolicyFile(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("symbolic links and named pipes")
+	}
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret.json"), []byte(`{"groups": {}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	const group = `{"groups": {"g": {"name": "G"}}}`
+	files := map[string]string{"a.json": group, "sub/b.json": group}
+	links := map[string]string{
+		"in.json":         "a.json",
+		"sub/up.json":     "../a.json",
+		"sub/chain.json":  "../in.json",
+		"out.json":        "../" + filepath.Base(outside) + "/secret.json",
+		"abs.json":        filepath.Join(outside, "secret.json"),
+		"outdir":          outside,
+		"loop1.json":      "loop2.json",
+		"loop2.json":      "loop1.json",
+		"dir.json":        "sub",
+		"sub/dotdot.json": "../../x.json",
+	}
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(root, "pipe.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The root as the tests see it: a sibling of outside, so that
+	// "../outside/secret.json" really exists.
+	fsys := os.DirFS(root)
+	tests := []struct {
+		name    string
+		wantErr string // "" when the file is read
+	}{
+		{"a.json", ""},
+		{"sub/b.json", ""},
+		{"in.json", ""},
+		{"sub/up.json", ""},
+		{"sub/chain.json", ""},
+		{"out.json", "leads outside the policy root"},
+		{"abs.json", "leads outside the policy root"},
+		{"outdir/secret.json", "leads outside the policy root"},
+		{"loop1.json", "symbolic links to follow (a loop?)"},
+		{"dir.json", "not a regular file (a directory)"},
+		{"sub/dotdot.json", "leads outside the policy root"},
+		{"pipe.json", "not a regular file (a named pipe)"},
+	}
+	for _, tc := range tests {
+		data, err := ReadPolicyFile(fsys, tc.name)
+		if tc.wantErr == "" {
+			if err != nil || string(data) != group {
+				t.Errorf("%s: %q, %v; want the group file", tc.name, data, err)
+			}
+			continue
+		}
+		var e *Error
+		if !errors.As(err, &e) || !strings.Contains(e.Message, tc.wantErr) || e.Pos.File != tc.name {
+			t.Errorf("%s: err = %v, want a policy error naming it: %s", tc.name, err, tc.wantErr)
+		}
+	}
+}
+
+// TestReadPolicyFileSize: a file over the bound is refused before it is read.
+func TestReadPolicyFileSize(t *testing.T) {
+	fsys := fstest.MapFS{"big.json": {Data: []byte(`{"groups": {}}`)}}
+	if _, err := readPolicyFile(fsys, "big.json", 14); err != nil {
+		t.Errorf("14 bytes, bound 14: %v", err)
+	}
+	_, err := readPolicyFile(fsys, "big.json", 13)
+	var e *Error
+	if !errors.As(err, &e) || e.Error() != "big.json:1: file is 14 bytes, more than the 13 a policy file may hold" {
+		t.Errorf("14 bytes, bound 13: err = %v", err)
+	}
+}
+
+// TestLoadRefusesWhatItMustNotRead: the loader reports a named pipe and a
+// link out of the root as errors (it skipped the one and followed the
+// other), beside the errors of the other files, and never reads them.
+func TestLoadRefusesWhatItMustNotRead(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("symbolic links and named pipes")
+	}
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "roles.json"), []byte(`{"roles": {"R": {"name": "R", "permissions": [{"action": "a"}]}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "groups.json"), []byte(`{"groups": {"g": {"name": 1}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "roles.json"), filepath.Join(root, "roles.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(root, "records.cue"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewLoader().Load(context.Background(), os.DirFS(root))
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("err = %v, want Errors", err)
+	}
+	want := []string{
+		"groups.json:1:27: groups.g.name: must be a string, got 1",
+		"records.cue:1: not a regular file (a named pipe): a policy file is a regular file, or a symbolic link to one inside the policy root",
+		`roles.json:1: symbolic link to "` + filepath.Join(outside, "roles.json") + `" leads outside the policy root: only links to files inside it are followed`,
+	}
+	if got := strings.Split(errs.Error(), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", errs, strings.Join(want, "\n"))
+	}
+}
