@@ -18,8 +18,8 @@ import (
 
 // Default limits on what a source reads.
 const (
-	DefaultFileBytes  = 32 << 20 // one policy file
-	DefaultTotalBytes = 1 << 30  // all policy files of a revision
+	DefaultFileBytes  = schema.MaxFileBytes // one policy file, as the loader allows
+	DefaultTotalBytes = 1 << 30             // all policy files of a revision
 )
 
 // Limits bound what a source reads; a zero field takes its default.

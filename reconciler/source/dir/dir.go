@@ -190,6 +190,7 @@ func (s *Source) read(ctx context.Context) (*source.Files, error) {
 		return nil, fmt.Errorf("read %s: %w", s.root, err)
 	}
 	files := source.NewFiles(s.opts.Limits)
+	rootFS := os.DirFS(realRoot)
 	err = filepath.WalkDir(realRoot, func(p string, d fs.DirEntry, err error) error {
 		if errors.Is(err, fs.ErrNotExist) && p != realRoot {
 			return nil // removed while we walked
@@ -214,7 +215,7 @@ func (s *Source) read(ctx context.Context) (*source.Files, error) {
 		if !schema.IsPolicyFile(name) {
 			return nil
 		}
-		return readFile(files, realRoot, p, name, d)
+		return readFile(files, rootFS, name)
 	})
 	if err != nil {
 		var ce *source.ContentError
@@ -231,47 +232,28 @@ func (s *Source) read(ctx context.Context) (*source.Files, error) {
 	return files, nil
 }
 
-// readFile adds the policy file at path p (name below the root) to files,
-// following a symbolic link only to a regular file inside the root. The
-// file's type is checked before it is opened: opening a FIFO would block.
-func readFile(files *source.Files, realRoot, p, name string, d fs.DirEntry) error {
-	target := p
-	if d.Type()&fs.ModeSymlink != 0 {
-		resolved, err := filepath.EvalSymlinks(p)
-		if errors.Is(err, fs.ErrNotExist) {
+// readFile adds the policy file name (below the root) to files. It reads
+// through schema.ReadPolicyFile, the one rule of what may be read: a regular
+// file, or a symbolic link to one inside the root, size-checked before it is
+// opened (opening a FIFO would block). A file that breaks the rule is a
+// *source.ContentError naming it, and so is a link to nothing; a file
+// removed while the tree was walked is skipped, as the watcher reports the
+// removal.
+func readFile(files *source.Files, root fs.FS, name string) error {
+	data, err := schema.ReadPolicyFile(root, name)
+	var refused *schema.Error
+	switch {
+	case errors.As(err, &refused):
+		return &source.ContentError{Path: name, Err: errors.New(refused.Message)}
+	case errors.Is(err, fs.ErrNotExist):
+		if _, lerr := fs.Lstat(root, name); lerr == nil {
 			return &source.ContentError{Path: name, Err: errors.New("symbolic link to nothing")}
 		}
-		if err != nil {
-			return &source.ContentError{Path: name, Err: fmt.Errorf("symbolic link: %w", err)}
-		}
-		rel, err := filepath.Rel(realRoot, resolved)
-		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			return &source.ContentError{Path: name, Err: errors.New("symbolic link points outside the policy root")}
-		}
-		target = resolved
-	}
-	info, err := os.Stat(target)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // removed while we walked; the watcher reports the removal
-	}
-	if err != nil {
-		return err
-	}
-	if !info.Mode().IsRegular() {
-		return &source.ContentError{Path: name, Err: fmt.Errorf("not a regular file (%s)", info.Mode().Type())}
-	}
-	if err := files.CheckSize(name, info.Size()); err != nil {
-		return err
-	}
-	f, err := os.Open(target)
-	if errors.Is(err, fs.ErrNotExist) {
 		return nil
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
-	defer f.Close()
-	return files.Read(name, info.Size(), f)
+	return files.Add(name, data)
 }
 
 // Includes reports whether served is min or descends from it in the
