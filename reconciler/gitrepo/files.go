@@ -16,40 +16,19 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/charter-policy/charter/reconciler/source"
 	"github.com/charter-policy/charter/schema"
-)
-
-// Default limits of Files.
-const (
-	DefaultFileBytes  = 32 << 20 // one policy file
-	DefaultTotalBytes = 1 << 30  // all policy files of a revision
 )
 
 // maxSymlinkHops bounds how many symbolic links one path may pass through.
 const maxSymlinkHops = 8
 
-// Limits bound what Files reads; a zero field takes its default.
-type Limits struct {
-	File  int64 // the size of one file
-	Total int64 // the size of all files together
-}
-
-func (l Limits) withDefaults() Limits {
-	if l.File <= 0 {
-		l.File = DefaultFileBytes
-	}
-	if l.Total <= 0 {
-		l.Total = DefaultTotalBytes
-	}
-	return l
-}
-
 // Files returns the policy files below subpath (slash-separated, "" for the
 // repository root) in the commit rev names, read from the object store, with
 // names relative to subpath. A subpath that is not a directory in the commit
 // is an error wrapping ErrPathNotFound. The returned files never change.
-func (r *Repo) Files(ctx context.Context, rev, subpath string, lim Limits) (fs.FS, error) {
-	lim = lim.withDefaults()
+func (r *Repo) Files(ctx context.Context, rev, subpath string, lim source.Limits) (fs.FS, error) {
+	lim = lim.WithDefaults()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	entries, err := r.policyEntries(ctx, rev, subpath)

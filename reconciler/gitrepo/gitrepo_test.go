@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/charter-policy/charter/reconciler/gitrepo/gittest"
+	"github.com/charter-policy/charter/reconciler/source"
 )
 
 var ctx = context.Background()
@@ -205,7 +206,7 @@ func TestFilesAndMatches(t *testing.T) {
 	head := gittest.CommitAll(t, repo, "policies")
 	r := open(t, repo)
 
-	files, err := r.Files(ctx, head, "policies", Limits{})
+	files, err := r.Files(ctx, head, "policies", source.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,13 +221,13 @@ func TestFilesAndMatches(t *testing.T) {
 	if err := fstest.TestFS(files, "roles.cue", "teams/a.json"); err != nil {
 		t.Errorf("Files() is not a well-behaved fs.FS: %v", err)
 	}
-	if _, err := r.Files(ctx, head, "nowhere", Limits{}); !errors.Is(err, ErrPathNotFound) {
+	if _, err := r.Files(ctx, head, "nowhere", source.Limits{}); !errors.Is(err, ErrPathNotFound) {
 		t.Errorf("Files(missing path) = %v, want ErrPathNotFound", err)
 	}
-	if _, err := r.Files(ctx, head, "../x", Limits{}); err == nil {
+	if _, err := r.Files(ctx, head, "../x", source.Limits{}); err == nil {
 		t.Error("Files(../x) was accepted")
 	}
-	if _, err := r.Files(ctx, head, "policies", Limits{File: 10}); err == nil || !strings.HasPrefix(err.Error(), "link.json: 15 bytes exceed") {
+	if _, err := r.Files(ctx, head, "policies", source.Limits{File: 10}); err == nil || !strings.HasPrefix(err.Error(), "link.json: 15 bytes exceed") {
 		t.Errorf("Files() over the size limit = %v, want an error naming the file", err)
 	}
 
@@ -266,11 +267,11 @@ func TestFilesRejectsSymlinkOutOfRoot(t *testing.T) {
 	}
 	head := gittest.CommitAll(t, repo, "escape")
 	r := open(t, repo)
-	if _, err := r.Files(ctx, head, "policies", Limits{}); err == nil || !strings.Contains(err.Error(), "escape.cue") {
+	if _, err := r.Files(ctx, head, "policies", source.Limits{}); err == nil || !strings.Contains(err.Error(), "escape.cue") {
 		t.Errorf("Files() with a symlink out of the root = %v, want an error naming escape.cue", err)
 	}
 	// From the repository root the same link stays inside.
-	if files, err := r.Files(ctx, head, "", Limits{}); err != nil || readAll(t, files)["policies/escape.cue"] != "package p\n" {
+	if files, err := r.Files(ctx, head, "", source.Limits{}); err != nil || readAll(t, files)["policies/escape.cue"] != "package p\n" {
 		t.Errorf("Files(root) = %v", err)
 	}
 }
