@@ -19,6 +19,15 @@
 // root, new ones included, hidden ones and cue.mod excepted) and, inside
 // git, the files that move HEAD: HEAD itself, the current branch's loose ref
 // and packed-refs, so that a commit that changes no file is noticed too.
+// It watches the directories on the root's path too (the root's parent, up
+// to the parent of DIR), so that a root removed and made again, or a
+// symbolic link swapped to another directory the way git-sync publishes a
+// new work tree (ln -s .worktrees/B repo.tmp && mv -T repo.tmp repo), is
+// noticed; every fetch resolves the root's links again. When a watched
+// directory is removed or renamed, an entry on the root's path replaced, or
+// fsnotify's queue overflows, the root is resolved again and the whole tree
+// watched afresh before changed is called. A watch that cannot be set up
+// again is logged and counted (Options.WatchErrors).
 // Changes are debounced: changed is called once the tree has been quiet for
 // the debounce interval, and at the latest MaxWait after the first change of
 // a burst, so a steady stream of writes still reloads. The reconciler also
@@ -35,6 +44,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/charter-policy/charter/reconciler/gitrepo"
 	"github.com/charter-policy/charter/reconciler/source"
@@ -62,11 +73,28 @@ type Options struct {
 	Limits source.Limits
 	// Logger receives watch problems. Nil: none.
 	Logger *slog.Logger
+	// WatchErrors, when not nil, counts the watches that could not be set
+	// up again (see NewWatchErrors).
+	WatchErrors prometheus.Counter
+}
+
+// NewWatchErrors registers with reg, and returns, the counter of
+// Options.WatchErrors: charter_source_watch_errors_total, the watches of a
+// directory source that could not be set up again (the directory or a
+// directory on its path gone, the inotify watch limit reached).
+func NewWatchErrors(reg prometheus.Registerer) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "charter_source_watch_errors_total",
+		Help: "Watches of the policy directory that could not be set up again; changes are then seen at the reconcile interval.",
+	})
+	reg.MustRegister(c)
+	return c
 }
 
 // Source is a policy root in a local directory.
 type Source struct {
-	root string // absolute policy root
+	dir  string // absolute directory the source was made with
+	root string // absolute policy root, symbolic links not resolved
 	opts Options
 	log  *slog.Logger
 	// repo is the git repository around root, or nil outside git (decided
@@ -84,10 +112,11 @@ var (
 // New returns a source for the policy root dir/opts.Path, which must be a
 // directory. Whether it lies in a git work tree is decided here, once.
 func New(dir string, opts Options) (*Source, error) {
-	root, err := filepath.Abs(filepath.Join(dir, filepath.FromSlash(opts.Path)))
+	absDir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("policy source: %w", err)
 	}
+	root := filepath.Join(absDir, filepath.FromSlash(opts.Path))
 	info, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("policy source: %w", err)
@@ -102,7 +131,7 @@ func New(dir string, opts Options) (*Source, error) {
 		opts.MaxWait = DefaultMaxWait
 	}
 	opts.MaxWait = max(opts.MaxWait, opts.Debounce)
-	s := &Source{root: root, opts: opts, log: opts.Logger}
+	s := &Source{dir: absDir, root: root, opts: opts, log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

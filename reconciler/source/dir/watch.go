@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,18 +20,25 @@ import (
 // Watch calls changed after each change to the policy files or to what
 // HEAD points at, debounced (see the package documentation), until ctx is
 // done. It returns an error only when the watch cannot be set up.
+//
+// Besides the tree it watches the directories holding the root's path (the
+// root's parent, and up to the directory the source was made with), so
+// that a root removed and made again, or a symbolic link swapped to another
+// directory (git-sync), is noticed. A watched directory removed or renamed
+// below the root, a root or a link on its path replaced, or an overflow of
+// fsnotify's queue marks the watch stale: before the next report, the root
+// is resolved again and the whole tree watched afresh. A watch that cannot
+// be made again is logged and counted (Options.WatchErrors); the
+// reconciler's interval rescans in the meantime.
 func (s *Source) Watch(ctx context.Context, changed func()) error {
-	realRoot, err := filepath.EvalSymlinks(s.root)
-	if err != nil {
-		return fmt.Errorf("watch %s: %w", s.root, err)
-	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", s.root, err)
 	}
 	defer w.Close()
-	if err := addTree(w, realRoot, realRoot); err != nil {
-		return err
+	t := &treeWatch{s: s, w: w, tree: map[string]bool{}, path: s.path()}
+	if err := t.resync(); err != nil {
+		return fmt.Errorf("watch %s: %w", s.root, err)
 	}
 	var g *gitWatch
 	if s.repo != nil {
@@ -51,32 +59,159 @@ func (s *Source) Watch(ctx context.Context, changed func()) error {
 			if !ok {
 				return nil
 			}
-			if g != nil && g.owns(ev.Name) {
+			if g != nil && g.owns(ev.Name) && !t.onPath(ev.Name) {
 				if !g.relevant(ev.Name) {
 					continue // the index, logs, locks: nothing that moves HEAD
 				}
 				if err := g.sync(ctx); err != nil {
-					s.log.Warn("watch git HEAD", "source", s.String(), "err", err)
+					s.watchError("watch git HEAD", err)
 				}
-			} else if ev.Has(fsnotify.Create) {
-				if info, err := os.Stat(ev.Name); err == nil && info.IsDir() {
-					if err := addTree(w, realRoot, ev.Name); err != nil {
-						s.log.Warn("watch new directory", "dir", ev.Name, "err", err)
-					}
-				}
+			} else if !t.event(ev) {
+				continue
 			}
 			timer.Reset(d.event(time.Now()))
 		case err, ok := <-w.Errors:
 			if !ok {
 				return nil
 			}
-			s.log.Warn("watch policy directory", "source", s.String(), "err", err)
-			timer.Reset(d.event(time.Now())) // events may be lost: reload to be safe
+			// An overflow lost events; any other error may have lost a
+			// watch. Either way: watch the tree afresh, and reload.
+			s.log.Warn("watch policy directory: rescanning", "source", s.String(), "err", err)
+			t.stale = true
+			timer.Reset(d.event(time.Now()))
 		case <-timer.C:
 			d.fired()
+			if t.stale {
+				if err := t.resync(); err != nil {
+					s.watchError("watch policy directory", err)
+				}
+			}
 			changed()
 		}
 	}
+}
+
+// watchError logs err at warn and counts it in Options.WatchErrors: a watch
+// could not be set up again, changes may be missed until it can.
+func (s *Source) watchError(msg string, err error) {
+	s.log.Warn(msg, "source", s.String(), "err", err)
+	if s.opts.WatchErrors != nil {
+		s.opts.WatchErrors.Inc()
+	}
+}
+
+// path returns the lexical paths from the root up to the directory the
+// source was made with, the root first: the names whose replacement
+// changes what the root is.
+func (s *Source) path() []string {
+	out := []string{s.root}
+	if rel, err := filepath.Rel(s.dir, s.root); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return out // --path leads out of the directory: the root alone
+	}
+	for p := s.root; p != s.dir; {
+		parent := filepath.Dir(p)
+		if parent == p {
+			break
+		}
+		p = parent
+		out = append(out, p)
+	}
+	return out
+}
+
+// treeWatch is the part of a watch that follows the policy tree and the
+// root's identity. Only Watch's goroutine uses it.
+type treeWatch struct {
+	s *Source
+	w *fsnotify.Watcher
+	// path is Source.path; its parents are watched (anchors), so that an
+	// entry on the path replaced is seen. anchored are those watched.
+	path     []string
+	anchored []string
+	// realRoot is the root with symbolic links resolved when last watched;
+	// tree the directories watched below it (realRoot included).
+	realRoot string
+	tree     map[string]bool
+	// stale says that watches may have been lost: resync before the next
+	// report.
+	stale bool
+}
+
+// event takes an event that is not git's and tells whether it may change
+// the policy: an event in an anchor directory only when it names an entry
+// of the root's path.
+func (t *treeWatch) event(ev fsnotify.Event) bool {
+	if t.onPath(ev.Name) {
+		t.stale = true // the root, or a link or directory on its way, replaced
+		return true
+	}
+	if slices.Contains(t.anchored, filepath.Dir(ev.Name)) && !t.under(ev.Name) {
+		return false // a sibling of an entry of the root's path
+	}
+	switch {
+	case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
+		if t.tree[ev.Name] {
+			// A watched directory removed or moved: its watch, and its
+			// subdirectories', are gone or hold a stale name (inotify keeps
+			// a moved directory's watch under its old name).
+			t.stale = true
+		}
+	case ev.Has(fsnotify.Create):
+		if info, err := os.Stat(ev.Name); err == nil && info.IsDir() && t.under(ev.Name) {
+			if err := t.addTree(ev.Name); err != nil {
+				t.s.watchError("watch new directory", err)
+			}
+		}
+	}
+	return true
+}
+
+// onPath reports whether name is the root or an entry on its path (which an
+// anchor directory, git's own included, may report).
+func (t *treeWatch) onPath(name string) bool { return slices.Contains(t.path, name) }
+
+// under reports whether p is the resolved root or below it.
+func (t *treeWatch) under(p string) bool {
+	return p == t.realRoot || strings.HasPrefix(p, t.realRoot+string(filepath.Separator))
+}
+
+// resync resolves the root again and watches the anchors and the whole
+// tree afresh. The report that follows it fetches everything, so what
+// changes while the watches are down is not missed.
+func (t *treeWatch) resync() error {
+	t.stale = false
+	var errs []error
+	for _, a := range t.anchored {
+		_ = t.w.Remove(a) // re-added below: it may lead through a swapped link
+	}
+	t.anchored = t.anchored[:0]
+	for _, p := range t.path {
+		a := filepath.Dir(p)
+		if a == p {
+			continue
+		}
+		if err := t.w.Add(a); err != nil {
+			errs = append(errs, fmt.Errorf("watch %s: %w", a, err))
+			continue
+		}
+		t.anchored = append(t.anchored, a)
+	}
+	// Remove every watch before adding again: a moved directory's inode
+	// may be watched under its old name, and removing that name after the
+	// new one is added would drop the new watch.
+	for d := range t.tree {
+		_ = t.w.Remove(d) // it may be gone already
+	}
+	clear(t.tree)
+	realRoot, err := filepath.EvalSymlinks(t.s.root)
+	if err == nil {
+		t.realRoot = realRoot
+		err = t.addTree(realRoot)
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // debouncer tells how long to wait after an event: the quiet interval, but
@@ -97,12 +232,13 @@ func (d *debouncer) event(now time.Time) time.Duration {
 // fired records that the pending burst was reported.
 func (d *debouncer) fired() { d.first = time.Time{} }
 
-// addTree adds dir and every directory below it to the watcher, except
-// those skipped relative to the policy root.
-func addTree(w *fsnotify.Watcher, root, dir string) error {
+// addTree watches dir and every directory below it, except those skipped
+// relative to the resolved root. A directory removed meanwhile is skipped:
+// its removal is an event of its parent.
+func (t *treeWatch) addTree(dir string) error {
 	return filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
+			if errors.Is(err, fs.ErrNotExist) && p != t.realRoot {
 				return nil // removed while we walked
 			}
 			return err
@@ -110,16 +246,20 @@ func addTree(w *fsnotify.Watcher, root, dir string) error {
 		if !e.IsDir() {
 			return nil
 		}
-		rel, err := filepath.Rel(root, p)
+		rel, err := filepath.Rel(t.realRoot, p)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 			return fs.SkipDir
 		}
 		if schema.SkipDir(filepath.ToSlash(rel)) {
 			return fs.SkipDir
 		}
-		if err := w.Add(p); err != nil {
+		if err := t.w.Add(p); err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p != t.realRoot {
+				return fs.SkipDir
+			}
 			return fmt.Errorf("watch %s: %w", p, err)
 		}
+		t.tree[p] = true
 		return nil
 	})
 }

@@ -1,0 +1,150 @@
+package dir
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/charter-policy/charter/reconciler/gitrepo/gittest"
+)
+
+// Bounds of the watch tests' waits; generous, for a loaded machine under
+// -race. No test sleeps for correctness: each waits for a condition.
+const (
+	noticeTimeout = 5 * time.Second
+	quietFor      = 400 * time.Millisecond // longer than the tests' debounce
+)
+
+// quiet waits, at most noticeTimeout, until changed has not been called
+// for quietFor, so that the next edit starts a burst of its own.
+func quiet(t *testing.T, calls *atomic.Int64) {
+	t.Helper()
+	deadline := time.Now().Add(noticeTimeout)
+	for n := calls.Load(); ; {
+		if !waitCalls(calls, n, quietFor) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watch never became quiet")
+		}
+		n = calls.Load()
+	}
+}
+
+// noticed edits name below root and waits for changed to be called.
+func noticed(t *testing.T, calls *atomic.Int64, root, name, what string) {
+	t.Helper()
+	quiet(t, calls)
+	before := calls.Load()
+	gittest.WriteFile(t, root, name, "package p\n// "+what+"\n")
+	if !waitCalls(calls, before, noticeTimeout) {
+		t.Fatalf("%s: an edit of %s was not noticed", what, name)
+	}
+}
+
+// fetched returns the content of the policy file name as s fetches it.
+func fetched(t *testing.T, s *Source, name string) string {
+	t.Helper()
+	_, fsys, err := s.Fetch(ctx)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	data, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		t.Fatalf("fetched files: %v", err)
+	}
+	return string(data)
+}
+
+// TestWatchFollowsSwappedSymlink: git-sync's layout. The source is a
+// symbolic link to a work tree, swapped to a new one the way git-sync
+// publishes (ln -s .worktrees/B repo.tmp && mv -T repo.tmp repo): the swap
+// is reported, a fetch reads the new work tree, and edits in it are
+// noticed.
+func TestWatchFollowsSwappedSymlink(t *testing.T) {
+	top := t.TempDir()
+	a, b := filepath.Join(top, ".worktrees", "A"), filepath.Join(top, ".worktrees", "B")
+	setFiles(t, a, map[string]string{"roles.cue": "package p\n// A\n"})
+	setFiles(t, b, map[string]string{"roles.cue": "package p\n// B\n", "support/x.cue": "package p\n"})
+	link := filepath.Join(top, "repo")
+	symlink(t, filepath.Join(".worktrees", "A"), link)
+	s := newSource(t, link, Options{})
+	calls := watch(t, s)
+	settle(t, a, "roles.cue", calls)
+	quiet(t, calls)
+
+	before := calls.Load()
+	symlink(t, filepath.Join(".worktrees", "B"), filepath.Join(top, "repo.tmp"))
+	if err := os.Rename(filepath.Join(top, "repo.tmp"), link); err != nil {
+		t.Fatal(err)
+	}
+	if !waitCalls(calls, before, noticeTimeout) {
+		t.Fatal("the swap of the symbolic link was not reported")
+	}
+	if got := fetched(t, s, "roles.cue"); got != "package p\n// B\n" {
+		t.Fatalf("after the swap, roles.cue = %q, want work tree B's", got)
+	}
+	noticed(t, calls, b, "support/x.cue", "edit in the new work tree")
+	// Work tree A is gone from the watch: git-sync removes it, and edits
+	// there are not the source's.
+	quiet(t, calls)
+	before = calls.Load()
+	gittest.WriteFile(t, a, "roles.cue", "package p\n// stale\n")
+	if waitCalls(calls, before, quietFor) {
+		t.Error("an edit of the old work tree was reported")
+	}
+}
+
+// TestWatchRootRemovedAndRecreated: rm -rf of the source directory, then
+// the directory made again with new content; both are reported, and later
+// edits too.
+func TestWatchRootRemovedAndRecreated(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "policies")
+	setFiles(t, root, map[string]string{"roles.cue": "package p\n", "support/x.cue": "package p\n"})
+	s := newSource(t, root, Options{})
+	calls := watch(t, s)
+	settle(t, root, "roles.cue", calls)
+	quiet(t, calls)
+
+	before := calls.Load()
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	setFiles(t, root, map[string]string{"roles.cue": "package p\n// recreated\n", "support/x.cue": "package p\n"})
+	if !waitCalls(calls, before, noticeTimeout) {
+		t.Fatal("the removal and recreation were not reported")
+	}
+	noticed(t, calls, root, "roles.cue", "edit in the recreated root")
+	noticed(t, calls, root, "support/x.cue", "edit in a directory of the recreated root")
+	if got := fetched(t, s, "roles.cue"); !strings.Contains(got, "edit in the recreated root") {
+		t.Errorf("roles.cue = %q after the edit", got)
+	}
+}
+
+// TestWatchDirectoryRenamed: mv support support2, then edits inside
+// support2 (and in a directory made below it) are noticed.
+func TestWatchDirectoryRenamed(t *testing.T) {
+	root := t.TempDir()
+	setFiles(t, root, map[string]string{"roles.cue": "package p\n", "support/x.cue": "package p\n", "support/deep/y.cue": "package p\n"})
+	s := newSource(t, root, Options{})
+	calls := watch(t, s)
+	settle(t, root, "roles.cue", calls)
+	quiet(t, calls)
+
+	before := calls.Load()
+	if err := os.Rename(filepath.Join(root, "support"), filepath.Join(root, "support2")); err != nil {
+		t.Fatal(err)
+	}
+	if !waitCalls(calls, before, noticeTimeout) {
+		t.Fatal("the rename was not reported")
+	}
+	noticed(t, calls, root, "support2/x.cue", "edit in the renamed directory")
+	noticed(t, calls, root, "support2/deep/y.cue", "edit below the renamed directory")
+	noticed(t, calls, root, "support2/new/z.cue", "edit in a directory made in the renamed one")
+	// The old name, made again, is watched as a new directory.
+	noticed(t, calls, root, "support/x.cue", "edit in a directory made with the old name")
+}
