@@ -55,7 +55,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultDebounce = 200 * time.Millisecond
-	DefaultMaxWait  = 2 * time.Second
+	DefaultMaxWait  = time.Second
 )
 
 // Options configure a directory source.

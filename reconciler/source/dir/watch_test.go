@@ -148,3 +148,25 @@ func TestWatchDirectoryRenamed(t *testing.T) {
 	// The old name, made again, is watched as a new directory.
 	noticed(t, calls, root, "support/x.cue", "edit in a directory made with the old name")
 }
+
+// TestWatchSteadyWritesDefaults: 20 writes a second to one file for 3 s,
+// with the default debounce and maximum wait, reload at least twice while
+// the writes go on (the issue saw 2 reloads in 30 s).
+func TestWatchSteadyWritesDefaults(t *testing.T) {
+	root := t.TempDir()
+	s := newSource(t, root, Options{Debounce: DefaultDebounce})
+	calls := watch(t, s)
+	settle(t, root, "roles.cue", calls)
+	quiet(t, calls)
+	before := calls.Load()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	stop := time.Now().Add(3 * time.Second)
+	for i := 0; time.Now().Before(stop); i++ {
+		gittest.WriteFile(t, root, "roles.cue", "package p\n// "+strings.Repeat("x", i%50)+"\n")
+		<-tick.C
+	}
+	if n := calls.Load() - before; n < 2 {
+		t.Errorf("%d reloads during 3 s of 20 writes a second, want at least 2 (max wait %v)", n, DefaultMaxWait)
+	}
+}
