@@ -102,6 +102,11 @@ func TestServeMetricsPassLint(t *testing.T) {
 				t.Errorf("the registry has no samples of %s (%v)", name, err)
 			}
 		}
+		// The directory source's own counter (issue 8), zero while every
+		// watch holds.
+		if n, err := testutil.GatherAndCount(s.metrics, "charter_source_watch_errors_total"); err != nil || n != 1 {
+			t.Errorf("charter_source_watch_errors_total: %d samples (%v), want 1", n, err)
+		}
 		families, err := s.metrics.Gather()
 		if err != nil {
 			t.Fatal(err)

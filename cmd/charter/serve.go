@@ -89,7 +89,9 @@ type serving struct {
 // accepts connections.
 func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- serving) (int, error) {
 	log := newLogger(env.stderr, cfg.logFormat, cfg.logLevel)
-	src, err := newSource(cfg, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	src, err := newSource(cfg, log, reg)
 	if err != nil {
 		return exitFailure, err
 	}
@@ -100,8 +102,6 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 		}
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	interval := cfg.interval
 	if cfg.source == "" {
 		interval = 0 // the embedded example never changes
@@ -170,7 +170,8 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 }
 
 // newSource returns the policy source cfg names, or the embedded example.
-func newSource(cfg serveConfig, log *slog.Logger) (source.Source, error) {
+// A directory source's metrics are registered with reg.
+func newSource(cfg serveConfig, log *slog.Logger, reg prometheus.Registerer) (source.Source, error) {
 	if cfg.interval < 0 {
 		return nil, fmt.Errorf("--interval %v is negative", cfg.interval)
 	}
@@ -184,7 +185,7 @@ func newSource(cfg serveConfig, log *slog.Logger) (source.Source, error) {
 	case strings.Contains(cfg.source, "://") || strings.HasPrefix(cfg.source, "git@"):
 		return nil, fmt.Errorf("--source %s: remote git sources are not supported by this build yet; give a local directory", redactURL(cfg.source))
 	}
-	return dir.New(cfg.source, dir.Options{Path: cfg.path, Debounce: cfg.debounce, Logger: log})
+	return dir.New(cfg.source, dir.Options{Path: cfg.path, Debounce: cfg.debounce, Logger: log, WatchErrors: dir.NewWatchErrors(reg)})
 }
 
 // redactURL hides credentials in a URL for messages.
