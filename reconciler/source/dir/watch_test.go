@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/charter-policy/charter/reconciler/gitrepo/gittest"
 )
 
@@ -169,4 +172,31 @@ func TestWatchSteadyWritesDefaults(t *testing.T) {
 	if n := calls.Load() - before; n < 2 {
 		t.Errorf("%d reloads during 3 s of 20 writes a second, want at least 2 (max wait %v)", n, DefaultMaxWait)
 	}
+}
+
+// TestWatchErrorsCounted: a root removed for good cannot be watched again;
+// that is counted, and the watch keeps running (the parent is watched) and
+// recovers when the root comes back.
+func TestWatchErrorsCounted(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "policies")
+	setFiles(t, root, map[string]string{"roles.cue": "package p\n"})
+	errs := prometheus.NewCounter(prometheus.CounterOpts{Name: "test_watch_errors_total", Help: "test"})
+	s := newSource(t, root, Options{WatchErrors: errs})
+	calls := watch(t, s)
+	settle(t, root, "roles.cue", calls)
+	quiet(t, calls)
+	if n := testutil.ToFloat64(errs); n != 0 {
+		t.Fatalf("%v watch errors while the root is there", n)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(noticeTimeout); testutil.ToFloat64(errs) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the lost watch of the removed root was not counted")
+		}
+		waitCalls(calls, calls.Load(), 50*time.Millisecond)
+	}
+	setFiles(t, root, map[string]string{"roles.cue": "package p\n// back\n"})
+	noticed(t, calls, root, "roles.cue", "edit after the root came back")
 }
