@@ -43,6 +43,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,8 +98,15 @@ type Source struct {
 	root string // absolute policy root, symbolic links not resolved
 	opts Options
 	log  *slog.Logger
-	// repo is the git repository around root, or nil outside git (decided
-	// when the source is made). prefix is root relative to its work tree.
+	mu   sync.Mutex
+	git  gitState // of the root as last resolved; guarded by mu
+}
+
+// gitState is the git repository around a resolved policy root.
+type gitState struct {
+	realRoot string // the root, symbolic links resolved, it was found for
+	// repo is the git repository around the root, or nil outside git.
+	// prefix is the root relative to its work tree.
 	repo   *gitrepo.Repo
 	prefix string
 }
@@ -110,7 +118,9 @@ var (
 )
 
 // New returns a source for the policy root dir/opts.Path, which must be a
-// directory. Whether it lies in a git work tree is decided here, once.
+// directory. Whether it lies in a git work tree is decided here, and again
+// whenever the root, its symbolic links resolved, is another directory (a
+// link swapped to another work tree).
 func New(dir string, opts Options) (*Source, error) {
 	absDir, err := filepath.Abs(dir)
 	if err != nil {
@@ -135,19 +145,48 @@ func New(dir string, opts Options) (*Source, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	repo, err := gitrepo.Open(root)
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, fmt.Errorf("policy source: %w", err)
+	}
+	if _, err := s.gitFor(realRoot); err != nil {
+		return nil, fmt.Errorf("policy source: %w", err)
+	}
+	return s, nil
+}
+
+// gitFor returns the git state of the root resolved as realRoot, opening
+// the repository again when the root resolved to another directory before.
+func (s *Source) gitFor(realRoot string) (gitState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.git.realRoot == realRoot {
+		return s.git, nil
+	}
+	// Opened through the unresolved root, as when the source was made (a
+	// link swapped since realRoot was resolved is seen at the next fetch).
+	g := gitState{realRoot: realRoot}
+	repo, err := gitrepo.Open(s.root)
 	switch {
 	case errors.Is(err, gitrepo.ErrNotRepository):
 	case err != nil:
-		return nil, fmt.Errorf("policy source: %w", err)
+		return gitState{}, err
 	case repo.WorkTree() != "":
-		prefix, err := relativeTo(repo.WorkTree(), root)
+		prefix, err := relativeTo(repo.WorkTree(), s.root)
 		if err != nil {
-			return nil, fmt.Errorf("policy source: %w", err)
+			return gitState{}, err
 		}
-		s.repo, s.prefix = repo, prefix
+		g.repo, g.prefix = repo, prefix
 	}
-	return s, nil
+	s.git = g
+	return g, nil
+}
+
+// repo returns the git repository of the root as last resolved, or nil.
+func (s *Source) repo() *gitrepo.Repo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.git.repo
 }
 
 // relativeTo returns path p relative to top, slash-separated, with
@@ -176,23 +215,31 @@ func (s *Source) String() string { return "dir:" + s.root }
 
 // Fetch reads the policy files and names their revision.
 func (s *Source) Fetch(ctx context.Context) (source.Revision, fs.FS, error) {
-	files, err := s.read(ctx)
+	realRoot, err := filepath.EvalSymlinks(s.root)
+	if err != nil {
+		return source.Revision{}, nil, fmt.Errorf("read %s: %w", s.root, err)
+	}
+	g, err := s.gitFor(realRoot)
+	if err != nil {
+		return source.Revision{}, nil, fmt.Errorf("%s: %w", s.root, err)
+	}
+	files, err := s.read(ctx, realRoot)
 	if err != nil {
 		return source.Revision{}, nil, err
 	}
 	d := files.Digest()
 	rev := source.Revision{ID: d.ID(), Key: d.String(), Signature: source.Signature{Status: source.SignatureNone}}
-	if s.repo == nil {
+	if g.repo == nil {
 		return rev, files.FS(), nil
 	}
-	head, err := s.repo.Head(ctx)
+	head, err := g.repo.Head(ctx)
 	if errors.Is(err, gitrepo.ErrNoCommit) {
 		return rev, files.FS(), nil
 	}
 	if err != nil {
 		return source.Revision{}, nil, fmt.Errorf("%s: %w", s.root, err)
 	}
-	c, err := s.repo.Commit(ctx, head.Hash)
+	c, err := g.repo.Commit(ctx, head.Hash)
 	if err != nil {
 		return source.Revision{}, nil, fmt.Errorf("%s: %w", s.root, err)
 	}
@@ -202,7 +249,7 @@ func (s *Source) Fetch(ctx context.Context) (source.Revision, fs.FS, error) {
 	rev.Committer = source.Person{Name: c.Committer.Name, Email: c.Committer.Email}
 	rev.CommitTime = c.Committer.When.UTC()
 	rev.Parents = c.Parents
-	same, err := s.repo.Matches(ctx, c.Hash, s.prefix, files.FS())
+	same, err := g.repo.Matches(ctx, c.Hash, g.prefix, files.FS())
 	if err != nil {
 		return source.Revision{}, nil, fmt.Errorf("%s: %w", s.root, err)
 	}
@@ -212,15 +259,11 @@ func (s *Source) Fetch(ctx context.Context) (source.Revision, fs.FS, error) {
 	return rev, files.FS(), nil
 }
 
-// read collects the policy files below the root.
-func (s *Source) read(ctx context.Context) (*source.Files, error) {
-	realRoot, err := filepath.EvalSymlinks(s.root)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", s.root, err)
-	}
+// read collects the policy files below the root, resolved as realRoot.
+func (s *Source) read(ctx context.Context, realRoot string) (*source.Files, error) {
 	files := source.NewFiles(s.opts.Limits)
 	rootFS := os.DirFS(realRoot)
-	err = filepath.WalkDir(realRoot, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(realRoot, func(p string, d fs.DirEntry, err error) error {
 		if errors.Is(err, fs.ErrNotExist) && p != realRoot {
 			return nil // removed while we walked
 		}
@@ -293,10 +336,11 @@ func (s *Source) Includes(ctx context.Context, served, min string) (bool, error)
 	if served == min || base == min {
 		return true, nil
 	}
-	if s.repo == nil || !isHex(min) || !isHex(base) {
+	repo := s.repo()
+	if repo == nil || !isHex(min) || !isHex(base) {
 		return false, nil
 	}
-	ok, err := s.repo.IsAncestor(ctx, min, base)
+	ok, err := repo.IsAncestor(ctx, min, base)
 	if errors.Is(err, gitrepo.ErrUnknownRevision) {
 		return false, nil
 	}

@@ -40,12 +40,9 @@ func (s *Source) Watch(ctx context.Context, changed func()) error {
 	if err := t.resync(); err != nil {
 		return fmt.Errorf("watch %s: %w", s.root, err)
 	}
-	var g *gitWatch
-	if s.repo != nil {
-		g = &gitWatch{repo: s.repo, w: w, dirs: map[string]bool{}}
-		if err := g.sync(ctx); err != nil {
-			return fmt.Errorf("watch %s: %w", s.root, err)
-		}
+	g, err := s.watchGit(ctx, w, t.realRoot)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", s.root, err)
 	}
 	d := debouncer{quiet: s.opts.Debounce, max: s.opts.MaxWait}
 	timer := time.NewTimer(time.Hour)
@@ -82,13 +79,30 @@ func (s *Source) Watch(ctx context.Context, changed func()) error {
 		case <-timer.C:
 			d.fired()
 			if t.stale {
+				// The root may be another directory now, in another
+				// work tree: git's watch is made again after the tree's.
+				g.stop()
 				if err := t.resync(); err != nil {
 					s.watchError("watch policy directory", err)
+				}
+				if g, err = s.watchGit(ctx, w, t.realRoot); err != nil {
+					s.watchError("watch git HEAD", err)
 				}
 			}
 			changed()
 		}
 	}
+}
+
+// watchGit returns a watch of what moves HEAD in the git work tree around
+// the root resolved as realRoot, or nil outside git.
+func (s *Source) watchGit(ctx context.Context, w *fsnotify.Watcher, realRoot string) (*gitWatch, error) {
+	gs, err := s.gitFor(realRoot)
+	if err != nil || gs.repo == nil {
+		return nil, err
+	}
+	g := &gitWatch{repo: gs.repo, w: w, dirs: map[string]bool{}}
+	return g, g.sync(ctx)
 }
 
 // watchError logs err at warn and counts it in Options.WatchErrors: a watch
@@ -313,6 +327,17 @@ func (g *gitWatch) sync(ctx context.Context) error {
 		g.dirs[d] = true
 	}
 	return nil
+}
+
+// stop removes g's watches; g may be nil.
+func (g *gitWatch) stop() {
+	if g == nil {
+		return
+	}
+	for d := range g.dirs {
+		_ = g.w.Remove(d) // it may be gone already
+	}
+	clear(g.dirs)
 }
 
 // owns reports whether an event at name comes from a git directory or is

@@ -200,3 +200,57 @@ func TestWatchErrorsCounted(t *testing.T) {
 	setFiles(t, root, map[string]string{"roles.cue": "package p\n// back\n"})
 	noticed(t, calls, root, "roles.cue", "edit after the root came back")
 }
+
+// TestGitSyncRevision: in git-sync's layout each work tree is a linked git
+// work tree at its commit; after the swap the revision is the new work
+// tree's commit, not the old one's with "+dirty", and the watch follows the
+// new work tree's HEAD.
+func TestGitSyncRevision(t *testing.T) {
+	top := t.TempDir()
+	repo := filepath.Join(top, "repo.git")
+	if err := os.Mkdir(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gittest.Init(t, repo)
+	gittest.WriteFile(t, repo, "policies/roles.cue", "package p\n// A\n")
+	commitA := gittest.CommitAll(t, repo, "A")
+	gittest.WriteFile(t, repo, "policies/roles.cue", "package p\n// B\n")
+	commitB := gittest.CommitAll(t, repo, "B")
+	gittest.Git(t, repo, "worktree", "add", "-q", "--detach", filepath.Join(top, ".worktrees", "A"), commitA)
+	gittest.Git(t, repo, "worktree", "add", "-q", "--detach", filepath.Join(top, ".worktrees", "B"), commitB)
+	link := filepath.Join(top, "link")
+	symlink(t, filepath.Join(".worktrees", "A"), link)
+	s := newSource(t, link, Options{Path: "policies"})
+	if rev, _, err := s.Fetch(ctx); err != nil || rev.ID != commitA {
+		t.Fatalf("before the swap: revision %q, %v; want %s", rev.ID, err, commitA)
+	}
+	calls := watch(t, s)
+	settle(t, filepath.Join(top, ".worktrees", "A"), "policies/settle.cue", calls)
+	if err := os.Remove(filepath.Join(top, ".worktrees", "A", "policies", "settle.cue")); err != nil {
+		t.Fatal(err)
+	}
+	quiet(t, calls)
+
+	before := calls.Load()
+	symlink(t, filepath.Join(".worktrees", "B"), filepath.Join(top, "link.tmp"))
+	if err := os.Rename(filepath.Join(top, "link.tmp"), link); err != nil {
+		t.Fatal(err)
+	}
+	if !waitCalls(calls, before, noticeTimeout) {
+		t.Fatal("the swap was not reported")
+	}
+	rev, _, err := s.Fetch(ctx)
+	if err != nil || rev.ID != commitB {
+		t.Fatalf("after the swap: revision %q, %v; want %s", rev.ID, err, commitB)
+	}
+	if ok, err := s.Includes(ctx, rev.ID, commitA); err != nil || !ok {
+		t.Errorf("Includes(B, A) = %v, %v; want true", ok, err)
+	}
+	// A commit in the new work tree moves its HEAD: reported.
+	quiet(t, calls)
+	before = calls.Load()
+	gittest.Git(t, filepath.Join(top, ".worktrees", "B"), "commit", "-q", "--allow-empty", "-m", "C")
+	if !waitCalls(calls, before, noticeTimeout) {
+		t.Error("a commit in the new work tree was not reported")
+	}
+}
