@@ -191,10 +191,11 @@ func (t *treeWatch) under(p string) bool {
 
 // resync resolves the root again and watches the anchors and the whole
 // tree afresh. The report that follows it fetches everything, so what
-// changes while the watches are down is not missed.
+// changes while the watches are down is not missed. An anchor that cannot
+// be watched is reported as a watch error here, not returned: the tree's
+// watch works without it. The error is the tree's.
 func (t *treeWatch) resync() error {
 	t.stale = false
-	var errs []error
 	for _, a := range t.anchored {
 		_ = t.w.Remove(a) // re-added below: it may lead through a swapped link
 	}
@@ -205,7 +206,7 @@ func (t *treeWatch) resync() error {
 			continue
 		}
 		if err := t.w.Add(a); err != nil {
-			errs = append(errs, fmt.Errorf("watch %s: %w", a, err))
+			t.s.watchError("watch the policy root's parent", fmt.Errorf("watch %s: %w", a, err))
 			continue
 		}
 		t.anchored = append(t.anchored, a)
@@ -218,14 +219,11 @@ func (t *treeWatch) resync() error {
 	}
 	clear(t.tree)
 	realRoot, err := filepath.EvalSymlinks(t.s.root)
-	if err == nil {
-		t.realRoot = realRoot
-		err = t.addTree(realRoot)
-	}
 	if err != nil {
-		errs = append(errs, err)
+		return err
 	}
-	return errors.Join(errs...)
+	t.realRoot = realRoot
+	return t.addTree(realRoot)
 }
 
 // debouncer tells how long to wait after an event: the quiet interval, but
