@@ -46,6 +46,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/charter-policy/charter/reconciler/gitrepo"
@@ -100,6 +101,9 @@ type Source struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	git  gitState // of the root as last resolved; guarded by mu
+	// newWatcher makes Watch's fsnotify watcher; nil: fsnotify.NewWatcher.
+	// Tests set it to reach the watcher.
+	newWatcher func() (*fsnotify.Watcher, error)
 }
 
 // gitState is the git repository around a resolved policy root.

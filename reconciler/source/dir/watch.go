@@ -31,7 +31,11 @@ import (
 // be made again is logged and counted (Options.WatchErrors); the
 // reconciler's interval rescans in the meantime.
 func (s *Source) Watch(ctx context.Context, changed func()) error {
-	w, err := fsnotify.NewWatcher()
+	newWatcher := fsnotify.NewWatcher
+	if s.newWatcher != nil {
+		newWatcher = s.newWatcher
+	}
+	w, err := newWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", s.root, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -253,4 +254,39 @@ func TestGitSyncRevision(t *testing.T) {
 	if !waitCalls(calls, before, noticeTimeout) {
 		t.Error("a commit in the new work tree was not reported")
 	}
+}
+
+// TestWatchOverflowRescans: after fsnotify reports an overflow the whole
+// tree is watched afresh and a change reported, so a watch lost with the
+// dropped events (removed here behind the watch's back) works again.
+func TestWatchOverflowRescans(t *testing.T) {
+	root := t.TempDir()
+	setFiles(t, root, map[string]string{"roles.cue": "package p\n", "support/x.cue": "package p\n"})
+	s := newSource(t, root, Options{})
+	made := make(chan *fsnotify.Watcher, 1)
+	s.newWatcher = func() (*fsnotify.Watcher, error) {
+		w, err := fsnotify.NewWatcher()
+		if err == nil {
+			made <- w
+		}
+		return w, err
+	}
+	calls := watch(t, s)
+	w := <-made
+	settle(t, root, "roles.cue", calls)
+	quiet(t, calls)
+
+	if err := w.Remove(filepath.Join(root, "support")); err != nil {
+		t.Fatal(err)
+	}
+	before := calls.Load()
+	select {
+	case w.Errors <- fsnotify.ErrEventOverflow:
+	case <-time.After(noticeTimeout):
+		t.Fatal("the watch does not read fsnotify's errors")
+	}
+	if !waitCalls(calls, before, noticeTimeout) {
+		t.Fatal("the overflow was not reported as a change")
+	}
+	noticed(t, calls, root, "support/x.cue", "edit in a directory whose watch was lost")
 }
