@@ -23,11 +23,14 @@
 // to the parent of DIR), so that a root removed and made again, or a
 // symbolic link swapped to another directory the way git-sync publishes a
 // new work tree (ln -s .worktrees/B repo.tmp && mv -T repo.tmp repo), is
-// noticed; every fetch resolves the root's links again. When a watched
+// noticed; every fetch resolves the root's links again, and opens the git
+// repository again when they lead to another directory (git-sync's linked
+// work trees each have their own HEAD). When a watched
 // directory is removed or renamed, an entry on the root's path replaced, or
 // fsnotify's queue overflows, the root is resolved again and the whole tree
 // watched afresh before changed is called. A watch that cannot be set up
 // again is logged and counted (Options.WatchErrors).
+//
 // Changes are debounced: changed is called once the tree has been quiet for
 // the debounce interval, and at the latest MaxWait after the first change of
 // a burst, so a steady stream of writes still reloads. The reconciler also
