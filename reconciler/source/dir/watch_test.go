@@ -290,3 +290,34 @@ func TestWatchOverflowRescans(t *testing.T) {
 	}
 	noticed(t, calls, root, "support/x.cue", "edit in a directory whose watch was lost")
 }
+
+// TestWatchConfigMapLayout: a Kubernetes ConfigMap volume. Each policy file
+// is a symbolic link through the hidden "..data", itself a link to a hidden
+// timestamped directory; an update writes a new directory and swaps "..data"
+// with a rename. The files are read through the links (they stay inside the
+// root), the swap is reported, and a fetch reads the new content.
+func TestWatchConfigMapLayout(t *testing.T) {
+	root := t.TempDir()
+	setFiles(t, filepath.Join(root, "..2026_a"), map[string]string{"roles.cue": "package p\n// A\n"})
+	symlink(t, "..2026_a", filepath.Join(root, "..data"))
+	symlink(t, filepath.Join("..data", "roles.cue"), filepath.Join(root, "roles.cue"))
+	s := newSource(t, root, Options{})
+	calls := watch(t, s)
+	if got := fetched(t, s, "roles.cue"); got != "package p\n// A\n" {
+		t.Fatalf("roles.cue = %q, want the first version", got)
+	}
+	quiet(t, calls)
+
+	before := calls.Load()
+	setFiles(t, filepath.Join(root, "..2026_b"), map[string]string{"roles.cue": "package p\n// B\n"})
+	symlink(t, "..2026_b", filepath.Join(root, "..data_tmp"))
+	if err := os.Rename(filepath.Join(root, "..data_tmp"), filepath.Join(root, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if !waitCalls(calls, before, noticeTimeout) {
+		t.Fatal("the swap of ..data was not reported")
+	}
+	if got := fetched(t, s, "roles.cue"); got != "package p\n// B\n" {
+		t.Fatalf("after the swap, roles.cue = %q, want the second version", got)
+	}
+}
