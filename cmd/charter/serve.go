@@ -161,7 +161,14 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	defer cancel()
 	err = srv.Shutdown(drainCtx)
 	stopReconciler()
-	<-recDone
+	// The reconciler stops between steps, but not within the evaluation of
+	// one CUE unit: serve waits for it only until the drain bound, then
+	// exits, leaving the evaluation to end with the process.
+	select {
+	case <-recDone:
+	case <-drainCtx.Done():
+		log.Warn("the reconciler did not stop within the drain timeout; exiting without it", "timeout", drainTimeout)
+	}
 	if err != nil {
 		return exitFailure, fmt.Errorf("drain: %w", err)
 	}
