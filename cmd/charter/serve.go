@@ -237,7 +237,7 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 type backend struct{ rec *reconciler.Reconciler }
 
 func (b backend) Snapshot() *engine.Snapshot { return b.rec.Snapshot() }
-func (b backend) Reconcile()                 { b.rec.Reconcile() }
+func (b backend) Reconcile() bool            { return b.rec.TryReconcile() }
 
 // ReconcileWait asks for a reconcile and waits for its outcome, or for ctx.
 func (b backend) ReconcileWait(ctx context.Context) error { return b.rec.ReconcileNow(ctx) }
