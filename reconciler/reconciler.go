@@ -106,10 +106,18 @@ func (r *Reconciler) ServedChanged() <-chan struct{} { return *r.swapped.Load() 
 func (r *Reconciler) Status() Status { return *r.status.Load() }
 
 // Reconcile asks the loop to fetch as soon as it can; it never blocks.
-func (r *Reconciler) Reconcile() {
+func (r *Reconciler) Reconcile() { r.TryReconcile() }
+
+// TryReconcile asks the loop to fetch as soon as it can, like Reconcile,
+// and reports whether this call queued the reconcile: false when one was
+// queued already, so that this request is coalesced with it (at most one
+// reconcile runs and one waits, whatever the number of requests).
+func (r *Reconciler) TryReconcile() bool {
 	select {
 	case r.kick <- struct{}{}:
+		return true
 	default:
+		return false
 	}
 }
 

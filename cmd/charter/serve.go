@@ -161,7 +161,14 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	defer cancel()
 	err = srv.Shutdown(drainCtx)
 	stopReconciler()
-	<-recDone
+	// The reconciler stops between steps, but not within the evaluation of
+	// one CUE unit: serve waits for it only until the drain bound, then
+	// exits, leaving the evaluation to end with the process.
+	select {
+	case <-recDone:
+	case <-drainCtx.Done():
+		log.Warn("the reconciler did not stop within the drain timeout; exiting without it", "timeout", drainTimeout)
+	}
 	if err != nil {
 		return exitFailure, fmt.Errorf("drain: %w", err)
 	}
@@ -231,7 +238,7 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 type backend struct{ rec *reconciler.Reconciler }
 
 func (b backend) Snapshot() *engine.Snapshot { return b.rec.Snapshot() }
-func (b backend) Reconcile()                 { b.rec.Reconcile() }
+func (b backend) Reconcile() bool            { return b.rec.TryReconcile() }
 
 // ReconcileWait asks for a reconcile and waits for its outcome, or for ctx.
 func (b backend) ReconcileWait(ctx context.Context) error { return b.rec.ReconcileNow(ctx) }

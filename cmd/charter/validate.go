@@ -90,12 +90,37 @@ func loadDir(ctx context.Context, dir string) (*schema.PolicySet, error) {
 	if !info.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	p, err := schema.NewLoader().Load(ctx, os.DirFS(dir))
-	if errors.Is(err, schema.ErrNoPolicy) {
-		return nil, fmt.Errorf("%s: %w", dir, err)
+	// The loader stops between units when ctx ends, but the evaluation of
+	// one CUE unit cannot be interrupted: the load runs on its own
+	// goroutine and an interrupt returns at once, leaving that goroutine to
+	// end with the process (every caller exits on errInterrupted).
+	type loaded struct {
+		p   *schema.PolicySet
+		err error
 	}
-	return p, err
+	done := make(chan loaded, 1)
+	go func() {
+		p, err := schema.NewLoader().Load(ctx, os.DirFS(dir))
+		done <- loaded{p, err}
+	}()
+	var res loaded
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		return nil, errInterrupted
+	}
+	if res.err != nil && ctx.Err() != nil {
+		return nil, errInterrupted
+	}
+	if errors.Is(res.err, schema.ErrNoPolicy) {
+		return nil, fmt.Errorf("%s: %w", dir, res.err)
+	}
+	return res.p, res.err
 }
+
+// errInterrupted ends a command whose context ended (SIGINT or SIGTERM)
+// before its policy was loaded; it exits 2.
+var errInterrupted = errors.New("interrupted")
 
 type validateReport struct {
 	Dir    string

@@ -16,8 +16,10 @@ type Backend interface {
 	Snapshot() *engine.Snapshot
 	// Status returns what GET /v1/status reports.
 	Status() Status
-	// Reconcile asks for a fetch now (POST /v1/reconcile); it returns at once.
-	Reconcile()
+	// Reconcile asks for a fetch now (POST /v1/reconcile); it returns at
+	// once. It reports false when a reconcile was queued already and this
+	// request is coalesced with it.
+	Reconcile() bool
 	// ReconcileWait asks for a fetch now and waits for the outcome of a
 	// reconcile that starts after the call (POST /v1/reconcile?wait=true):
 	// nil when the source's revision is served, newly or already, else why

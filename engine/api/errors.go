@@ -31,6 +31,7 @@ const (
 	codeMinRevision      = "min_revision_not_met"
 	codeBodyTooLarge     = "body_too_large"
 	codeNoSnapshot       = "no_snapshot"
+	codeRateLimited      = "rate_limited"
 	codeInternal         = "internal"
 )
 

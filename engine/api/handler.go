@@ -68,19 +68,31 @@ type Options struct {
 	// logged and taken as false). Nil: only the revision min itself
 	// satisfies the header.
 	RevisionIncludes func(ctx context.Context, served, min string) (bool, error)
+	// ReconcileRate and ReconcileBurst bound POST /v1/reconcile, as a token
+	// bucket of ReconcileBurst requests refilled at ReconcileRate per
+	// second; over it, the answer is 429 rate_limited with Retry-After.
+	// Zero: DefaultReconcileRate and DefaultReconcileBurst.
+	ReconcileRate  float64
+	ReconcileBurst int
 }
 
 // handler serves the API; see NewHandler.
 type handler struct {
-	b        Backend
-	env      string
-	secret   []byte
-	log      *slog.Logger
-	wait     time.Duration
-	includes func(ctx context.Context, served, min string) (bool, error)
-	mux      *http.ServeMux
-	m        *metrics
-	state    atomic.Pointer[snapState]
+	b              Backend
+	env            string
+	secret         []byte
+	log            *slog.Logger
+	wait           time.Duration
+	includes       func(ctx context.Context, served, min string) (bool, error)
+	mux            *http.ServeMux
+	m              *metrics
+	state          atomic.Pointer[snapState]
+	reconcileLimit *tokenBucket
+	// ancestry memoises RevisionIncludes per (served, wanted) pair.
+	ancestry ancestryCache
+	// lastMinRevFetch is when a Charter-Min-Revision request last asked for
+	// a fetch (UnixNano); at most one per minRevisionFetchInterval.
+	lastMinRevFetch atomic.Int64
 	// drainTimeout bounds the drain of an oversized body (drainTooLarge):
 	// defaultDrainTimeout; tests set their own before serving.
 	drainTimeout time.Duration
@@ -114,7 +126,7 @@ type handler struct {
 // invalid_argument, invalid_cursor, too_many_checks), 401
 // (invalid_signature), 403 (forbidden), 404 (not_found), 405
 // (method_not_allowed), 409 (min_revision_not_met), 413 (body_too_large),
-// 503 (no_snapshot) and, for a bug only, 500 (internal).
+// 429 (rate_limited, with Retry-After), 503 (no_snapshot) and, for a bug only, 500 (internal).
 //
 // NewHandler registers its metrics on opts.Registerer, reusing collectors
 // that an earlier handler registered there; it panics if another collector
@@ -138,6 +150,14 @@ func NewHandler(b Backend, opts Options) http.Handler {
 	if h.wait <= 0 {
 		h.wait = DefaultMinRevisionWait
 	}
+	rate, burst := opts.ReconcileRate, opts.ReconcileBurst
+	if rate <= 0 {
+		rate = DefaultReconcileRate
+	}
+	if burst <= 0 {
+		burst = DefaultReconcileBurst
+	}
+	h.reconcileLimit = newTokenBucket(rate, burst)
 	h.route("POST", "/v1/check", h.serveBatch)
 	h.route("POST", "/v1/explain", h.serveExplain)
 	h.route("GET", "/v1/status", h.serveStatus)
@@ -255,6 +275,12 @@ func (h *handler) serveReconcile(w http.ResponseWriter, r *http.Request) {
 // asked for; with ?wait=true, 202 after the reconcile (SPEC 6.1), with the revision
 // served then and, when the source's revision is not served, why.
 func (h *handler) reconcile(w http.ResponseWriter, r *http.Request) {
+	if ok, retry := h.reconcileLimit.take(time.Now()); !ok {
+		h.m.reconcileLimited.Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		writeError(w, http.StatusTooManyRequests, codeRateLimited, "too many reconcile requests; retry after "+strconv.Itoa(retry)+" s")
+		return
+	}
 	wait := false
 	if v, ok := r.URL.Query()["wait"]; ok {
 		var err error
@@ -264,10 +290,15 @@ func (h *handler) reconcile(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !wait {
-		h.b.Reconcile()
+		if h.b.Reconcile() {
+			h.m.reconcileAccepted.Inc()
+		} else {
+			h.m.reconcileCoalesced.Inc()
+		}
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
 		return
 	}
+	h.m.reconcileAccepted.Inc()
 	err := h.b.ReconcileWait(r.Context())
 	body := reconciled{Status: "served"}
 	if err != nil {

@@ -76,12 +76,13 @@ func (b *testBackend) Status() Status {
 	return st
 }
 
-func (b *testBackend) Reconcile() {
+func (b *testBackend) Reconcile() bool {
 	b.reconciles.Add(1)
 	if n := b.next.Swap(nil); n != nil {
 		// Serve the next revision a little later, as a fetch would.
 		time.AfterFunc(20*time.Millisecond, func() { b.serve(n) })
 	}
+	return true
 }
 
 func (b *testBackend) ReconcileWait(ctx context.Context) error {

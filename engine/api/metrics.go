@@ -60,6 +60,13 @@ type metrics struct {
 
 	requestsVec *prometheus.CounterVec
 	durationVec *prometheus.HistogramVec
+
+	// reconcile counts POST /v1/reconcile by result: accepted (it queued a
+	// reconcile), coalesced (one was queued already), rate_limited (429).
+	reconcileAccepted, reconcileCoalesced, reconcileLimited prometheus.Counter
+	// minRev counts requests with Charter-Min-Revision by result:
+	// satisfied at once, after a wait, or not in time (409).
+	minRevSatisfied, minRevWaited, minRevTimeout prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -77,7 +84,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		requests = register(reg, requests)
 		duration = register(reg, duration)
 	}
-	m := &metrics{requestsVec: requests, durationVec: duration}
+	reconciles := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "charter_reconcile_requests_total",
+		Help: "POST /v1/reconcile requests authorized, by result: accepted (queued a reconcile), coalesced (one was queued already) or rate_limited (answered 429).",
+	}, []string{"result"})
+	minRevs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "charter_min_revision_requests_total",
+		Help: "Requests with Charter-Min-Revision, by result: satisfied at once, waited (satisfied after waiting) or timeout (answered 409).",
+	}, []string{"result"})
+	if reg != nil {
+		reconciles = register(reg, reconciles)
+		minRevs = register(reg, minRevs)
+	}
+	m := &metrics{requestsVec: requests, durationVec: duration,
+		reconcileAccepted:  reconciles.WithLabelValues("accepted"),
+		reconcileCoalesced: reconciles.WithLabelValues("coalesced"),
+		reconcileLimited:   reconciles.WithLabelValues("rate_limited"),
+		minRevSatisfied:    minRevs.WithLabelValues("satisfied"),
+		minRevWaited:       minRevs.WithLabelValues("waited"),
+		minRevTimeout:      minRevs.WithLabelValues("timeout"),
+	}
 	for e := range numEndpoints {
 		for d := range numDecisions {
 			m.requests[e][d] = requests.WithLabelValues(endpointNames[e], decisionNames[d])

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/charter-policy/charter/engine"
 )
@@ -109,18 +110,38 @@ func (h *handler) awaitRevision(ctx context.Context, min string) (*engine.Snapsh
 		changed := h.b.SnapshotChanged() // before Snapshot: a swap in between closes it
 		s := h.b.Snapshot()
 		if s != nil && h.satisfies(ctx, s.Revision(), min) {
+			if asked {
+				h.m.minRevWaited.Inc()
+			} else {
+				h.m.minRevSatisfied.Inc()
+			}
 			return s, true
 		}
 		if !asked {
-			h.b.Reconcile()
+			h.askFetch()
 			asked = true
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
+			h.m.minRevTimeout.Inc()
 			return h.b.Snapshot(), false
 		}
 	}
+}
+
+// askFetch asks the backend for a fetch on behalf of a Charter-Min-Revision
+// request, unless one was asked for less than minRevisionFetchInterval
+// ago: a crowd of clients naming an unknown commit costs one fetch a
+// second, not one per request. A request that does not ask still waits for
+// the next snapshot served.
+func (h *handler) askFetch() {
+	now := time.Now().UnixNano()
+	last := h.lastMinRevFetch.Load()
+	if now-last < int64(minRevisionFetchInterval) || !h.lastMinRevFetch.CompareAndSwap(last, now) {
+		return
+	}
+	h.b.Reconcile()
 }
 
 // satisfies reports whether served is min or, by the source's ancestry, a
@@ -133,9 +154,18 @@ func (h *handler) satisfies(ctx context.Context, served, min string) bool {
 	if h.includes == nil {
 		return false
 	}
-	ok, err := h.includes(ctx, served, min)
-	if err != nil && ctx.Err() == nil {
-		h.log.Warn("Charter-Min-Revision: reading the history failed", "served", served, "min", min, "err", err)
+	key := ancestryKey{served, min}
+	if ok, found := h.ancestry.get(key); found {
+		return ok
 	}
-	return ok && err == nil
+	ok, err := h.includes(ctx, served, min)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn("Charter-Min-Revision: reading the history failed", "served", served, "min", min, "err", err)
+		}
+		return false // not memoised: the next request asks again
+	}
+	// A commit's history never changes: the answer holds as long as the pair.
+	h.ancestry.put(key, ok)
+	return ok
 }
