@@ -66,3 +66,42 @@ func TestValidateInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestServeExitsWithStuckReload: charter serve over a policy whose CUE
+// evaluation runs for minutes. The reload cannot be interrupted inside CUE,
+// yet SIGTERM ends the process within the drain bound (10 s), exit 0.
+func TestServeExitsWithStuckReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process and waits for the drain bound")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "slow.cue"), []byte(slowCUE), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "serve", "--source", dir, "--listen", "127.0.0.1:0", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "CHARTER_TEST_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	log := readLogLines(stderr)
+	log.await(t, "charter is serving") // the first reload is under way, stuck in CUE
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	log.await(t, "shutting down: draining in-flight requests")
+	log.await(t, "the reconciler did not stop within the drain timeout; exiting without it")
+	log.await(t, "stopped")
+	log.awaitEOF(t) // all of stderr is read before Wait closes the pipe
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v, want 0\n%s", err, log.raw.String())
+	}
+	if took := time.Since(sent); took > drainTimeout+10*time.Second { // the bound plus a generous margin
+		t.Errorf("exited %v after SIGTERM, want about the drain bound %v", took, drainTimeout)
+	}
+}
