@@ -119,6 +119,7 @@ func (r *Reconciler) load(ctx context.Context, x *run) error {
 	if x.relabel {
 		return nil
 	}
+	r.log.Debug("loading revision", "revision", x.rev.ID, "source", r.src.String())
 	loaded, err := r.loader.LoadResult(ctx, x.files)
 	var errs schema.Errors
 	switch {

@@ -206,7 +206,11 @@ func (r *validateReport) writeGitHub(w io.Writer) {
 		if e.Path != "" {
 			msg = e.Path + ": " + msg
 		}
-		fmt.Fprintf(w, "::error file=%s,line=%d,col=%d::%s\n", escapeProperty(e.Pos.File), e.Pos.Line, e.Pos.Col, escapeData(msg))
+		col := "" // a whole-file error (a refused file) has no column
+		if e.Pos.Col > 0 {
+			col = fmt.Sprintf(",col=%d", e.Pos.Col)
+		}
+		fmt.Fprintf(w, "::error file=%s,line=%d%s::%s\n", escapeProperty(e.Pos.File), e.Pos.Line, col, escapeData(msg))
 	}
 	if r.Tests != nil {
 		for _, t := range r.Tests.Failures() {
