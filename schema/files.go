@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,36 @@ func SkipDir(name string) bool {
 	return strings.HasPrefix(base, ".") || base == "cue.mod"
 }
 
+// WalkPolicyFiles calls fn with the name of every policy file of fsys
+// (IsPolicyFile), in lexical order, without descending into the
+// directories SkipDir names. An entry below the root that vanishes while
+// the tree is walked is skipped, as removed. The walk stops when ctx is
+// done, and at the first error of the walk or of fn, which it returns as
+// is. The loader and every source walk a policy root with it.
+func WalkPolicyFiles(ctx context.Context, fsys fs.FS, fn func(name string) error) error {
+	return fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && name != "." {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if SkipDir(name) {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !IsPolicyFile(name) {
+			return nil
+		}
+		return fn(name)
+	})
+}
+
 // MaxFileBytes bounds one policy file: a larger file is an error, never read.
 const MaxFileBytes = 64 << 20
 
@@ -59,10 +90,12 @@ const maxLinkHops = 40
 // when fsys implements fs.ReadLinkFS, as os.DirFS does; other file systems
 // are read as they present themselves.
 func ReadPolicyFile(fsys fs.FS, name string) ([]byte, error) {
-	return readPolicyFile(fsys, name, MaxFileBytes)
+	return ReadPolicyFileAtMost(fsys, name, MaxFileBytes)
 }
 
-func readPolicyFile(fsys fs.FS, name string, maxBytes int64) ([]byte, error) {
+// ReadPolicyFileAtMost is ReadPolicyFile with a bound of its own, for a
+// source that reads under a smaller limit than the loader's.
+func ReadPolicyFileAtMost(fsys fs.FS, name string, maxBytes int64) ([]byte, error) {
 	fail := func(format string, args ...any) error {
 		return &Error{Pos: Pos{File: name, Line: 1}, Message: fmt.Sprintf(format, args...)}
 	}

@@ -93,10 +93,10 @@ func TestReadPolicyFile(t *testing.T) {
 // TestReadPolicyFileSize: a file over the bound is refused before it is read.
 func TestReadPolicyFileSize(t *testing.T) {
 	fsys := fstest.MapFS{"big.json": {Data: []byte(`{"groups": {}}`)}}
-	if _, err := readPolicyFile(fsys, "big.json", 14); err != nil {
+	if _, err := ReadPolicyFileAtMost(fsys, "big.json", 14); err != nil {
 		t.Errorf("14 bytes, bound 14: %v", err)
 	}
-	_, err := readPolicyFile(fsys, "big.json", 13)
+	_, err := ReadPolicyFileAtMost(fsys, "big.json", 13)
 	var e *Error
 	if !errors.As(err, &e) || e.Error() != "big.json:1: file is 14 bytes, more than the 13 a policy file may hold" {
 		t.Errorf("14 bytes, bound 13: err = %v", err)

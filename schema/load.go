@@ -176,22 +176,7 @@ var byteOrderMark = []byte{0xef, 0xbb, 0xbf}
 func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
 	dirs := map[string]*unit{}
 	var units []*unit
-	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if SkipDir(name) {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !IsPolicyFile(name) {
-			return nil
-		}
+	err := WalkPolicyFiles(ctx, fsys, func(name string) error {
 		data, err := ReadPolicyFile(fsys, name)
 		var bad *Error
 		if err != nil && !errors.As(err, &bad) {

@@ -1,10 +1,10 @@
 package source
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -78,9 +78,9 @@ func NewFiles(lim Limits) *Files {
 	return &Files{lim: lim.WithDefaults(), m: fstest.MapFS{}}
 }
 
-// CheckSize returns a *ContentError when a file of size bytes at name
-// would exceed a limit; call it before reading the file.
-func (f *Files) CheckSize(name string, size int64) error {
+// checkSize returns a *ContentError when a file of size bytes at name
+// would exceed a limit.
+func (f *Files) checkSize(name string, size int64) error {
 	if size > f.lim.File {
 		return &ContentError{Path: name, Err: fmt.Errorf("%d bytes exceed the limit of %d per file", size, f.lim.File)}
 	}
@@ -90,23 +90,10 @@ func (f *Files) CheckSize(name string, size int64) error {
 	return nil
 }
 
-// Read reads the file at name from r, at most the per-file limit, and adds
-// it. size is what the file's metadata says, checked before reading.
-func (f *Files) Read(name string, size int64, r io.Reader) error {
-	if err := f.CheckSize(name, size); err != nil {
-		return err
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead)) // one allocation when size is right
-	if _, err := buf.ReadFrom(io.LimitReader(r, f.lim.File+1)); err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
-	}
-	return f.Add(name, buf.Bytes())
-}
-
 // Add adds the file name (slash-separated, relative to the policy root)
 // with its content.
 func (f *Files) Add(name string, data []byte) error {
-	if err := f.CheckSize(name, int64(len(data))); err != nil {
+	if err := f.checkSize(name, int64(len(data))); err != nil {
 		return err
 	}
 	f.total += int64(len(data))
@@ -133,40 +120,36 @@ func (f *Files) Digest() Digest {
 	return d
 }
 
-// ReadFS collects the policy files of fsys (schema.IsPolicyFile) into
-// memory. Only regular files are read; anything else in a policy file's
-// place is a *ContentError. It honours ctx.
+// ReadFS collects the policy files of fsys (schema.WalkPolicyFiles) into
+// memory, each read through schema's one rule of what may be read (a regular
+// file, or a symbolic link to one inside the root, its size checked against
+// lim before it is read). A file that breaks the rule, or a symbolic link to
+// nothing, is a *ContentError naming it; a file removed while the tree is
+// walked is skipped, as removed. It honours ctx.
 func ReadFS(ctx context.Context, fsys fs.FS, lim Limits) (*Files, error) {
 	files := NewFiles(lim)
-	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	err := schema.WalkPolicyFiles(ctx, fsys, func(name string) error {
+		// The limits, the total's included, are checked before reading; what
+		// is not a regular file is left for the rule to name.
+		if info, err := fs.Stat(fsys, name); err == nil && info.Mode().IsRegular() {
+			if err := files.checkSize(name, info.Size()); err != nil {
+				return err
+			}
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if schema.SkipDir(name) {
-				return fs.SkipDir
+		data, err := schema.ReadPolicyFileAtMost(fsys, name, files.lim.File)
+		var refused *schema.Error
+		switch {
+		case errors.As(err, &refused):
+			return &ContentError{Path: name, Err: errors.New(refused.Message)}
+		case errors.Is(err, fs.ErrNotExist):
+			if _, lerr := fs.Lstat(fsys, name); lerr == nil {
+				return &ContentError{Path: name, Err: errors.New("symbolic link to nothing")}
 			}
 			return nil
-		}
-		if !schema.IsPolicyFile(name) {
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return &ContentError{Path: name, Err: fmt.Errorf("not a regular file (%s)", d.Type())}
-		}
-		info, err := d.Info()
-		if err != nil {
+		case err != nil:
 			return err
 		}
-		f, err := fsys.Open(name)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		return files.Read(name, info.Size(), f)
+		return files.Add(name, data)
 	})
 	if err != nil {
 		return nil, err

@@ -54,7 +54,6 @@ import (
 
 	"github.com/charter-policy/charter/reconciler/gitrepo"
 	"github.com/charter-policy/charter/reconciler/source"
-	"github.com/charter-policy/charter/schema"
 )
 
 // Defaults of Options.
@@ -268,34 +267,7 @@ func (s *Source) Fetch(ctx context.Context) (source.Revision, fs.FS, error) {
 
 // read collects the policy files below the root, resolved as realRoot.
 func (s *Source) read(ctx context.Context, realRoot string) (*source.Files, error) {
-	files := source.NewFiles(s.opts.Limits)
-	rootFS := os.DirFS(realRoot)
-	err := filepath.WalkDir(realRoot, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p != realRoot {
-			return nil // removed while we walked
-		}
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(realRoot, p)
-		if err != nil {
-			return err
-		}
-		name := filepath.ToSlash(rel)
-		if d.IsDir() {
-			if schema.SkipDir(name) {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !schema.IsPolicyFile(name) {
-			return nil
-		}
-		return readFile(files, rootFS, name)
-	})
+	files, err := source.ReadFS(ctx, os.DirFS(realRoot), s.opts.Limits)
 	if err != nil {
 		var ce *source.ContentError
 		if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -309,30 +281,6 @@ func (s *Source) read(ctx context.Context, realRoot string) (*source.Files, erro
 		return nil, fmt.Errorf("read %s: %w", s.root, err)
 	}
 	return files, nil
-}
-
-// readFile adds the policy file name (below the root) to files. It reads
-// through schema.ReadPolicyFile, the one rule of what may be read: a regular
-// file, or a symbolic link to one inside the root, size-checked before it is
-// opened (opening a FIFO would block). A file that breaks the rule is a
-// *source.ContentError naming it, and so is a link to nothing; a file
-// removed while the tree was walked is skipped, as the watcher reports the
-// removal.
-func readFile(files *source.Files, root fs.FS, name string) error {
-	data, err := schema.ReadPolicyFile(root, name)
-	var refused *schema.Error
-	switch {
-	case errors.As(err, &refused):
-		return &source.ContentError{Path: name, Err: errors.New(refused.Message)}
-	case errors.Is(err, fs.ErrNotExist):
-		if _, lerr := fs.Lstat(root, name); lerr == nil {
-			return &source.ContentError{Path: name, Err: errors.New("symbolic link to nothing")}
-		}
-		return nil
-	case err != nil:
-		return err
-	}
-	return files.Add(name, data)
 }
 
 // Includes reports whether served is min or descends from it in the
