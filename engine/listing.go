@@ -70,10 +70,7 @@ type ResourceList struct {
 // decided. When some of them are denied, the scan is repeated after the
 // last one decided, with a window twice as large.
 func (s *Snapshot) Resources(q ResourceQuery) (ResourceList, error) {
-	if err := parseUser(q.User); err != nil {
-		return ResourceList{}, err
-	}
-	uri, err := parseURI("collection", q.Collection)
+	uri, err := parseUserResource(q.User, "collection", q.Collection)
 	if err != nil {
 		return ResourceList{}, err
 	}

@@ -115,10 +115,7 @@ func CheckUserID(id string) error {
 // Check answers whether q.User may do q.Action on q.Resource (SPEC 2.4,
 // 2.6). It records no trace; see Explain.
 func (s *Snapshot) Check(q Question) (Decision, error) {
-	if err := parseUser(q.User); err != nil {
-		return Decision{}, err
-	}
-	uri, err := parseResource(q.Resource)
+	uri, err := parseUserResource(q.User, "resource", q.Resource)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -158,10 +155,7 @@ func (s *Snapshot) decide(q *Question, tr *tracer) (Decision, error) {
 	if n != 1 {
 		return Decision{}, &QuestionError{Arg: "question", Err: ErrNoQuestion}
 	}
-	if err := parseUser(q.User); err != nil {
-		return Decision{}, err
-	}
-	uri, err := parseResource(q.Resource)
+	uri, err := parseUserResource(q.User, "resource", q.Resource)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -207,7 +201,15 @@ func parseUser(id string) error {
 	return nil
 }
 
-func parseResource(r string) (string, error) { return parseURI("resource", r) }
+// parseUserResource validates the user a question is about and the
+// resource URI it asks on (named arg in an error), and returns the URI
+// normalized. Every question and listing starts with it.
+func parseUserResource(user, arg, resource string) (string, error) {
+	if err := parseUser(user); err != nil {
+		return "", err
+	}
+	return parseURI(arg, resource)
+}
 
 func parseURI(arg, r string) (string, error) {
 	uri, err := match.ParseURI(r)

@@ -24,18 +24,24 @@ type Entry struct {
 	Delegate bool   `json:"delegate"`
 }
 
-// Roles returns the IDs of the roles user holds on resource through the
-// record layer (SPEC 2.4), sorted.
-func (s *Snapshot) Roles(user, resource, environment string) ([]string, error) {
-	if err := parseUser(user); err != nil {
-		return nil, err
-	}
-	uri, err := parseResource(resource)
+// recordEval returns the evaluation of the record layer for user on
+// resource, once both are validated.
+func (s *Snapshot) recordEval(user, resource, environment string) (*evalCtx, error) {
+	uri, err := parseUserResource(user, "resource", resource)
 	if err != nil {
 		return nil, err
 	}
 	q := Question{User: user, Environment: environment}
-	e := s.newEval(&q, uri, nil)
+	return s.newEval(&q, uri, nil), nil
+}
+
+// Roles returns the IDs of the roles user holds on resource through the
+// record layer (SPEC 2.4), sorted.
+func (s *Snapshot) Roles(user, resource, environment string) ([]string, error) {
+	e, err := s.recordEval(user, resource, environment)
+	if err != nil {
+		return nil, err
+	}
 	return append([]string{}, e.heldRoles()...), nil
 }
 
@@ -43,15 +49,10 @@ func (s *Snapshot) Roles(user, resource, environment string) ([]string, error) {
 // merged per action and sorted by the normalized action (lower case,
 // without a trailing ":*"), each shown as declared (see Entry).
 func (s *Snapshot) Permissions(user, resource, environment string) ([]Entry, error) {
-	if err := parseUser(user); err != nil {
-		return nil, err
-	}
-	uri, err := parseResource(resource)
+	e, err := s.recordEval(user, resource, environment)
 	if err != nil {
 		return nil, err
 	}
-	q := Question{User: user, Environment: environment}
-	e := s.newEval(&q, uri, nil)
 	held := e.heldEntries()
 	out := make([]Entry, len(held))
 	for i, h := range held {
