@@ -1,7 +1,9 @@
 // Package gittest makes real git repositories for tests with the git
 // command-line tool, isolated from the user's and the system's git
-// configuration. A test that needs git fails, never skips, when git is not
-// installed.
+// configuration, and signs their commits with real keys made for the test:
+// OpenPGP keys with gpg in a temporary GNUPGHOME, SSH keys with ssh-keygen.
+// A test that needs git, gpg or ssh-keygen fails, never skips, when it is
+// not installed.
 package gittest
 
 import (
