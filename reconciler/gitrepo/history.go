@@ -287,7 +287,7 @@ func (w *rangeWalk) mark(h plumbing.Hash, flags uint8) error {
 // rangeQueue is a heap of commits, the newest committer time first.
 type rangeQueue []*rangeNode
 
-func (q rangeQueue) Len() int           { return len(q) }
+func (q rangeQueue) Len() int { return len(q) }
 func (q rangeQueue) Less(i, j int) bool {
 	if !q[i].when.Equal(q[j].when) {
 		return q[i].when.After(q[j].when)
