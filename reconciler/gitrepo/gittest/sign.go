@@ -164,3 +164,10 @@ func run(t testing.TB, name string, args ...string) string {
 	}
 	return string(out)
 }
+
+// ExportSecret returns the armored private key (for tests that a private
+// key is refused where a public one belongs).
+func (k *GPGKey) ExportSecret(t testing.TB) string {
+	t.Helper()
+	return k.gpg(t, "--pinentry-mode", "loopback", "--passphrase", "", "--armor", "--export-secret-keys", k.Fingerprint)
+}
