@@ -245,7 +245,7 @@ func TestVerifySSHCertificate(t *testing.T) {
 	}{
 		{ca.AllowedSigner("*@example.com", "cert-authority"), true},
 		{ca.AllowedSigner("bob@example.com", "cert-authority"), false},
-		{ca.AllowedSigner("*@example.com", ""), false},   // the CA's key, not as an authority
+		{ca.AllowedSigner("*@example.com", ""), false},     // the CA's key, not as an authority
 		{user.AllowedSigner("ada@example.com", ""), false}, // the bare key does not stand for its certificate
 	} {
 		k, err := Load(Files{SSH: writeFile(t, t.TempDir(), "allowed", tt.line+"\n")})
