@@ -215,19 +215,6 @@ resourceServers: s: {name: "S", scopes: ["read"], policies: p: {name: "P", type:
 	}
 }
 
-func TestReconcileRequiresSignature(t *testing.T) {
-	root := t.TempDir()
-	gittest.WriteFile(t, root, "roles.cue", rolesCUE)
-	r := start(t, fetchOnly{newDir(t, root, dir.Options{})}, Options{RequireSignature: true}, nil)
-	var rejected *RejectedError
-	if err := reconcileNow(t, r); !errors.As(err, &rejected) {
-		t.Fatalf("an unsigned revision with signatures required: %v, want a RejectedError", err)
-	}
-	if st := r.Status(); st.Served != nil || st.Rejected == nil || st.Rejected.Result != ResultRejected {
-		t.Fatalf("status: %+v", st)
-	}
-}
-
 func TestReconcileContentError(t *testing.T) {
 	root := t.TempDir()
 	gittest.WriteFile(t, root, "roles.cue", rolesCUE)

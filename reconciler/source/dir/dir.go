@@ -188,6 +188,11 @@ func (s *Source) gitFor(realRoot string) (gitState, error) {
 	return g, nil
 }
 
+// Repository returns the git repository around the policy root as the
+// last Fetch resolved it, or nil outside git: where the commit of the
+// revision it returned can be read (reconciler.CommitSource).
+func (s *Source) Repository() *gitrepo.Repo { return s.repo() }
+
 // repo returns the git repository of the root as last resolved, or nil.
 func (s *Source) repo() *gitrepo.Repo {
 	s.mu.Lock()
