@@ -97,12 +97,12 @@ type SSHKey struct {
 func NewSSHKey(t testing.TB, comment string) *SSHKey {
 	t.Helper()
 	priv := filepath.Join(t.TempDir(), "id_ed25519")
-	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", priv)
+	runTool(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", priv)
 	pub, err := os.ReadFile(priv + ".pub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fp := strings.Fields(run(t, "ssh-keygen", "-l", "-E", "sha256", "-f", priv+".pub"))
+	fp := strings.Fields(runTool(t, "ssh-keygen", "-l", "-E", "sha256", "-f", priv+".pub"))
 	if len(fp) < 2 {
 		t.Fatalf("ssh-keygen -l: %q", fp)
 	}
@@ -156,7 +156,7 @@ func Tamper(t testing.TB, dir, rev, msg string) string {
 	return hash
 }
 
-func run(t testing.TB, name string, args ...string) string {
+func runTool(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
