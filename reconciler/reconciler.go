@@ -33,7 +33,7 @@ type Options struct {
 	// served commit (trust.Policy). A revision that is not a commit of a
 	// repository the source can read (see CommitSource) is rejected when
 	// Trust requires a signature or forbids a rewind, and so is a work tree
-	// with uncommitted changes when it requires a signature. A bad
+	// with uncommitted changes. A bad
 	// signature reported by the source is rejected whatever this says.
 	Trust *trust.Policy
 	// LastServed is the commit served before this process started (as

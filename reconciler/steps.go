@@ -135,6 +135,8 @@ func (r *Reconciler) verify(ctx context.Context, x *run) error {
 		return nil
 	case dirty && policy.Keys != nil:
 		return r.reject(x, fmt.Sprintf("revision %s differs from its commit %s: only committed content carries a signature (--trusted-keys, --trusted-ssh-signers)", x.rev.ID, commit))
+	case dirty && policy.NoRewind:
+		return r.reject(x, fmt.Sprintf("revision %s differs from its commit %s: uncommitted content has no place in the history that --no-rewind follows", x.rev.ID, commit))
 	}
 	x.commit = commit
 	if policy.Keys != nil {

@@ -229,4 +229,7 @@ func TestReconcileForcePush(t *testing.T) {
 	if got, _ := state.Load(); got != next || r2.Served().Revision.ID != next {
 		t.Errorf("state %s, serving %s; want %s", got, r2.Served().Revision.ID, next)
 	}
+	// Uncommitted content is not in the history --no-rewind follows.
+	gittest.WriteFile(t, s.root, "records.cue", recordCUE("eve", "User"))
+	wantRejected(t, r2, reconcileNow(t, r2), "differs from its commit "+next+": uncommitted content has no place in the history that --no-rewind follows")
 }
