@@ -1,17 +1,17 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/charter-policy/charter/reconciler/gitrepo/gittest"
 )
@@ -90,34 +90,31 @@ func (s *server) waitServed(t *testing.T, rev string) statusBody {
 	return st
 }
 
-// counterValue reads charter_reconcile_total{result} from the server's registry.
+// reconciles reads charter_reconcile_total{result} from a scrape of GET
+// /metrics.
 func (s *server) reconciles(t *testing.T, result string) float64 {
 	t.Helper()
-	families, err := s.metrics.Gather()
+	resp, err := http.Get(s.base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range families {
-		if f.GetName() != "charter_reconcile_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if hasLabel(m, "result", result) {
-				return m.GetCounter().GetValue()
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := `charter_reconcile_total{result="` + result + `"} `
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
 			}
+			return n
 		}
 	}
-	t.Fatalf("no charter_reconcile_total{result=%q}", result)
+	t.Fatalf("no %s in /metrics:\n%s", prefix, body)
 	return 0
-}
-
-func hasLabel(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *server) allows(t *testing.T, doc string) bool {
