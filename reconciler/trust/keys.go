@@ -175,7 +175,7 @@ func ParseOpenPGPKeys(file string, data []byte) (openpgp.EntityList, error) {
 			end = start + len(armorBegin) + next
 		}
 		offset = end
-		block, err := openpgp.ReadArmoredKeyRing(strings.NewReader(text[start:end]))
+		block, err := readArmoredKeyRing(text[start:end])
 		switch {
 		case err != nil:
 			errs = append(errs, &ParseError{File: file, Line: line, Msg: "the public key block does not parse: " + err.Error()})
@@ -200,4 +200,15 @@ func ParseOpenPGPKeys(file string, data []byte) (openpgp.EntityList, error) {
 		return nil, ParseErrors{{File: file, Line: 1, Msg: "no armored public key (" + armorBegin + "): export one with gpg --export --armor KEY"}}
 	}
 	return list, nil
+}
+
+// readArmoredKeyRing reads one armored key block; a panic in the OpenPGP
+// library is an error, not a crash.
+func readArmoredKeyRing(block string) (list openpgp.EntityList, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			list, err = nil, fmt.Errorf("the block crashed the OpenPGP parser: %v", p)
+		}
+	}()
+	return openpgp.ReadArmoredKeyRing(strings.NewReader(block))
 }

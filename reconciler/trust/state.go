@@ -64,18 +64,27 @@ func (s *State) Load() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("state file %s: %w", s.path, err)
 	}
-	var st stateFile
-	if len(data) > maxStateFile {
-		return "", fmt.Errorf("state file %s is larger than %d bytes: not one Charter wrote; remove it to start afresh", s.path, maxStateFile)
+	commit, err := parseState(data, s.source)
+	if err != nil {
+		return "", fmt.Errorf("state file %s %v; remove it to start afresh", s.path, err)
 	}
+	return commit, nil
+}
+
+// parseState returns the commit a state file's content records for source.
+func parseState(data []byte, source string) (string, error) {
+	if len(data) > maxStateFile {
+		return "", fmt.Errorf("is larger than %d bytes: not one Charter wrote", maxStateFile)
+	}
+	var st stateFile
 	if err := json.Unmarshal(data, &st); err != nil {
-		return "", fmt.Errorf("state file %s does not parse (%v); remove it to start afresh", s.path, err)
+		return "", fmt.Errorf("does not parse (%v)", err)
 	}
 	if !IsCommitHash(st.Commit) {
-		return "", fmt.Errorf("state file %s: commit %q is not a commit hash; remove the file to start afresh", s.path, st.Commit)
+		return "", fmt.Errorf("records %q, which is not a commit hash", st.Commit)
 	}
-	if st.Source != s.source {
-		return "", fmt.Errorf("state file %s is for source %q, not %q; remove it to start afresh", s.path, st.Source, s.source)
+	if st.Source != source {
+		return "", fmt.Errorf("is for source %q, not %q", st.Source, source)
 	}
 	return st.Commit, nil
 }

@@ -53,8 +53,15 @@ func (k *Keys) Verify(c *gitrepo.SignedCommit) (Result, error) {
 	return set.verify(k.files, c), nil
 }
 
-// verify checks c's signature against the key set.
-func (s *keySet) verify(files Files, c *gitrepo.SignedCommit) Result {
+// verify checks c's signature against the key set. A panic in a parsing
+// library, on a signature anyone can push, is a bad signature, never a
+// crash of the sidecar.
+func (s *keySet) verify(files Files, c *gitrepo.SignedCommit) (res Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = bad("invalid: the signature crashed its parser: %v", p)
+		}
+	}()
 	sig := c.Signature
 	if len(bytes.TrimSpace(sig)) == 0 {
 		return Result{Status: source.SignatureNone, Reason: "not signed"}
