@@ -3,6 +3,7 @@ package gitrepo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -19,7 +20,7 @@ import (
 
 var ctx = context.Background()
 
-func open(t *testing.T, dir string) *Repo {
+func open(t testing.TB, dir string) *Repo {
 	t.Helper()
 	r, err := Open(dir)
 	if err != nil {
@@ -555,5 +556,74 @@ func TestSigned(t *testing.T) {
 	}
 	if _, err := r.Signed(ctx, "0123456789abcdef0123456789abcdef01234567"); !errors.Is(err, ErrUnknownRevision) {
 		t.Errorf("Signed(unknown) = %v, want ErrUnknownRevision", err)
+	}
+}
+
+// BenchmarkRange measures base..tip over a history of 2,000 first-parent
+// commits with a 100-commit branch merged in every 200 commits: the walk
+// of --verify-commits all after 20 new commits, after 204 with one merge
+// (304 in all), and after 1,000 with five (1,500).
+func BenchmarkRange(b *testing.B) {
+	repo := b.TempDir()
+	gittest.Init(b, repo)
+	var script strings.Builder
+	mark := 0
+	commit := func(branch string, parents ...int) int {
+		mark++
+		fmt.Fprintf(&script, "commit refs/heads/%s\nmark :%d\ncommitter A <a@example.com> %d +0000\ndata 2\nc\n", branch, mark, 1700000000+mark)
+		for i, p := range parents {
+			if i == 0 {
+				fmt.Fprintf(&script, "from :%d\n", p)
+			} else {
+				fmt.Fprintf(&script, "merge :%d\n", p)
+			}
+		}
+		script.WriteString("\n")
+		return mark
+	}
+	main := commit("main")
+	marks := []int{main}
+	for i := 1; i < 2000; i++ {
+		if i%200 == 0 {
+			side := main
+			for range 100 {
+				side = commit("side", side)
+			}
+			main = commit("main", main, side)
+		} else {
+			main = commit("main", main)
+		}
+		marks = append(marks, main)
+	}
+	for _, i := range []int{1979, 1795, 999, 1999} {
+		fmt.Fprintf(&script, "get-mark :%d\n", marks[i])
+	}
+	cmd := exec.Command("git", "fast-import", "--quiet", "--cat-blob-fd=1")
+	cmd.Dir = repo
+	cmd.Stdin = strings.NewReader(script.String())
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("git fast-import: %v", err)
+	}
+	hashes := strings.Fields(string(out))
+	r := open(b, repo)
+	for _, bm := range []struct {
+		name      string
+		base, tip string
+		want      int
+	}{
+		{"20-new", hashes[0], hashes[3], 20},
+		{"204-new-1-merge", hashes[1], hashes[3], 304},
+		{"1000-new-5-merges", hashes[2], hashes[3], 1500},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := r.Range(ctx, bm.base, bm.tip, 10000)
+				if err != nil || len(got) != bm.want {
+					b.Fatalf("%d commits, %v; want %d", len(got), err, bm.want)
+				}
+			}
+		})
 	}
 }

@@ -121,11 +121,37 @@ func TestVerifySeedSignatures(t *testing.T) {
 	}
 }
 
-func unquote(t *testing.T, lit string) []byte {
+func unquote(t testing.TB, lit string) []byte {
 	t.Helper()
 	s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lit, "[]byte("), ")"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return []byte(s)
+}
+
+// BenchmarkVerify measures the check of one commit's signature, the key
+// files read again (unchanged, so not parsed again) each time, as the
+// reconciler does for every new commit.
+func BenchmarkVerify(b *testing.B) {
+	k, err := Load(Files{OpenPGP: "testdata/keys/trusted.asc", SSH: "testdata/keys/allowed_signers"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"ssh", "openpgp"} {
+		data, err := os.ReadFile("testdata/fuzz/FuzzVerifySignature/" + name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		c := &gitrepo.SignedCommit{Signature: unquote(b, lines[1]), Payload: unquote(b, lines[2])}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if res, err := k.Verify(c); err != nil || res.Status != source.SignatureGood {
+					b.Fatalf("%+v, %v", res, err)
+				}
+			}
+		})
+	}
 }
