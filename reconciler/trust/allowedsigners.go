@@ -157,7 +157,11 @@ func parseSignerLine(line string) (*AllowedSigner, *ParseError) {
 	}
 	// As OpenSSH does: a known key type here is the key; anything else is
 	// the options, then the key.
-	if !isKeyType(l.peekWord()) {
+	w := l.peekWord()
+	if w == dsaKeyType {
+		return nil, l.errorf(l.pos, "ssh-dss (DSA) keys are not accepted: they are insecure; sign with an ssh-ed25519 key")
+	}
+	if !isKeyType(w) {
 		if err := l.options(s); err != nil {
 			return nil, err
 		}
@@ -306,10 +310,13 @@ func (l *lineScanner) key(s *AllowedSigner) *ParseError {
 	return nil // the rest of the line is a comment
 }
 
-// isKeyType reports whether t names an SSH public key type.
+// dsaKeyType is DSA's key type, refused: OpenSSH no longer signs with it.
+const dsaKeyType = "ssh-dss"
+
+// isKeyType reports whether t names an SSH public key type (DSA aside).
 func isKeyType(t string) bool {
 	switch t {
-	case ssh.KeyAlgoED25519, ssh.KeyAlgoRSA, ssh.KeyAlgoDSA,
+	case ssh.KeyAlgoED25519, ssh.KeyAlgoRSA,
 		ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
 		ssh.KeyAlgoSKED25519, ssh.KeyAlgoSKECDSA256:
 		return true

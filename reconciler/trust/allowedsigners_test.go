@@ -103,6 +103,7 @@ func TestParseAllowedSignersErrors(t *testing.T) {
 		{"not base64", "ada@example.com ssh-ed25519 not*base64", "f:1:29: the ssh-ed25519 key is not valid base64"},
 		{"not a key", "ada@example.com ssh-ed25519 AAAA", "f:1:29: the ssh-ed25519 key does not parse: ssh: short read"},
 		{"type mismatch", "ada@example.com ssh-rsa " + strings.Fields(edKey)[1], "f:1:25: the key is a ssh-ed25519 key, but the line says ssh-rsa"},
+		{"DSA", "ada@example.com ssh-dss AAAA", "f:1:17: ssh-dss (DSA) keys are not accepted: they are insecure; sign with an ssh-ed25519 key"},
 		{"second line", "# ok\nada@example.com " + edKey + "\nbob@example.com\n", "f:3:16: missing key: want [options] keytype base64-key after the principals"},
 	}
 	for _, tt := range tests {
