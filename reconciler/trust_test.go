@@ -82,6 +82,17 @@ func (s *signedRepo) keys(t *testing.T) *trust.Keys {
 	return k
 }
 
+// settle asks for the first reconcile and then one more, so that no
+// reconcile queued while the loop started is left to run in the middle of
+// the test's next change.
+func settle(t *testing.T, r *Reconciler) error {
+	t.Helper()
+	if err := reconcileNow(t, r); err != nil {
+		return err
+	}
+	return reconcileNow(t, r)
+}
+
 func wantRejected(t *testing.T, r *Reconciler, err error, want string) {
 	t.Helper()
 	var rejected *RejectedError
@@ -100,7 +111,7 @@ func TestReconcileVerifiesSignatures(t *testing.T) {
 	good := s.commit(t, "ann", s.key)
 	reg := prometheus.NewRegistry()
 	r := start(t, commitSource(t, s.root), Options{Metrics: NewMetrics(reg), Trust: &trust.Policy{Keys: s.keys(t)}}, nil)
-	if err := reconcileNow(t, r); err != nil {
+	if err := settle(t, r); err != nil {
 		t.Fatal(err)
 	}
 	served := r.Served()
@@ -116,9 +127,10 @@ func TestReconcileVerifiesSignatures(t *testing.T) {
 	byStranger := s.commit(t, "carl", stranger)
 	wantRejected(t, r, reconcileNow(t, r), "commit "+byStranger+" is signed, but the signature is bad: not trusted: signed by SSH key "+stranger.Fingerprint)
 	// Asked again, the same commit is not judged again...
+	before := counter(r, ResultRejected)
 	wantRejected(t, r, reconcileNow(t, r), "not trusted")
-	if got := counter(r, ResultRejected); got != 2 {
-		t.Errorf("rejected reconciles = %v, want 2 (the same commit asked again is not counted)", got)
+	if got := counter(r, ResultRejected); got != before {
+		t.Errorf("rejected reconciles = %v after asking again, want %v (the same commit is not judged again)", got, before)
 	}
 	// ... until the trusted keys change: the stranger's key trusted, it is served.
 	s.trust(t, s.key, stranger)
@@ -144,7 +156,7 @@ func TestReconcileVerifyAll(t *testing.T) {
 	s := newSignedRepo(t)
 	served := s.commit(t, "ann", s.key)
 	r := start(t, commitSource(t, s.root), Options{Trust: &trust.Policy{Keys: s.keys(t), Mode: trust.All}}, nil)
-	if err := reconcileNow(t, r); err != nil {
+	if err := settle(t, r); err != nil {
 		t.Fatal(err)
 	}
 	unsigned := s.commit(t, "bob", nil)
@@ -191,7 +203,7 @@ func TestReconcileForcePush(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	r := start(t, commitSource(t, s.root), Options{Logger: log, State: state}, nil)
-	if err := reconcileNow(t, r); err != nil {
+	if err := settle(t, r); err != nil {
 		t.Fatal(err)
 	}
 	gittest.Git(t, s.root, "reset", "-q", "--hard", c1)
@@ -216,7 +228,7 @@ func TestReconcileForcePush(t *testing.T) {
 		t.Fatal(err)
 	}
 	r2 := start(t, commitSource(t, s.root), Options{Trust: &trust.Policy{NoRewind: true}, LastServed: last, State: state}, nil)
-	wantRejected(t, r2, reconcileNow(t, r2), "commit "+c2+" is not a descendant of the served commit "+rewritten+" (--no-rewind)")
+	wantRejected(t, r2, settle(t, r2), "commit "+c2+" is not a descendant of the served commit "+rewritten+" (--no-rewind)")
 	if r2.Served() != nil {
 		t.Error("the rewound commit was served")
 	}
