@@ -1,15 +1,12 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -94,15 +91,7 @@ func (s *server) waitServed(t *testing.T, rev string) statusBody {
 // /metrics.
 func (s *server) reconciles(t *testing.T, result string) float64 {
 	t.Helper()
-	resp, err := http.Get(s.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := s.scrape(t)
 	prefix := `charter_reconcile_total{result="` + result + `"} `
 	for line := range strings.SplitSeq(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, prefix); ok {
@@ -178,13 +167,8 @@ func TestServeSignedCommits(t *testing.T) {
 	if got := s.reconciles(t, "rejected") - rejectedBefore; got < 3 {
 		t.Errorf("%v rejected reconciles, want at least 3", got)
 	}
-	resp, err := http.Get(s.base + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("/readyz %d while the last good commit serves", resp.StatusCode)
+	if code := readyz(t, s.base); code != http.StatusOK {
+		t.Errorf("/readyz %d while the last good commit serves", code)
 	}
 }
 
@@ -289,18 +273,24 @@ func TestServeNoRewindAfterRestart(t *testing.T) {
 	if st.Revision != "" || st.Error.Revision != c1 {
 		t.Errorf("status after the restart: %+v", st)
 	}
-	resp, err := http.Get(second.base + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("/readyz %d with nothing served, want 503", resp.StatusCode)
+	if code := readyz(t, second.base); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz %d with nothing served, want 503", code)
 	}
 	gittest.Git(t, r.dir, "reset", "-q", "--hard", c2)
 	c3 := r.commit(t, 3, signedBy(r.ssh.Signer()))
 	second.waitStatus(t, func(st statusBody) bool { return st.Revision == c3 && st.Error == nil })
 	second.stop(t)
+}
+
+// readyz returns the status code of GET /readyz at base.
+func readyz(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // shutdown stops the server and waits for serve to return, leaving its
@@ -313,60 +303,6 @@ func (s *server) shutdown(t *testing.T) {
 		s.done <- code
 	case <-time.After(15 * time.Second):
 		t.Fatal("server did not stop")
-	}
-}
-
-// process is charter running as a child process with JSON logs.
-type process struct {
-	cmd  *exec.Cmd
-	log  *logLines
-	base string
-}
-
-func startProcess(t *testing.T, args ...string) *process {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "CHARTER_TEST_MAIN=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	p := &process{cmd: cmd, log: readLogLines(stderr)}
-	addr, _ := p.log.await(t, "charter is serving")["listen"].(string)
-	p.base = "http://" + addr
-	return p
-}
-
-// waitStatus polls /v1/status until cond holds, for 20 seconds at most (a
-// bound for a loaded machine, not a speed requirement), and returns it.
-func (p *process) waitStatus(t *testing.T, cond func(statusBody) bool) statusBody {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st := getStatus(t, http.DefaultClient, p.base)
-		if cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status %+v: condition not met within 20s; the log:\n%s", st, p.log.raw.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// stop ends the process with SIGTERM and waits for its clean exit.
-func (p *process) stop(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	p.log.awaitEOF(t)
-	if err := p.cmd.Wait(); err != nil {
-		t.Fatalf("exit: %v\n%s", err, p.log.raw.String())
 	}
 }
 

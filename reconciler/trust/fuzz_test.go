@@ -102,15 +102,8 @@ func TestVerifySeedSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"ssh", "openpgp"} {
-		data, err := os.ReadFile("testdata/fuzz/FuzzVerifySignature/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// A corpus file: a header line, then one Go literal a line.
-		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-		sig, payload := unquote(t, lines[1]), unquote(t, lines[2])
-		c := &gitrepo.SignedCommit{Signature: sig, Payload: payload}
-		c.Committer.When = time.Unix(1767225600, 0)
+		c := seedCommit(t, name)
+		payload := c.Payload
 		if res, err := k.Verify(c); err != nil || res.Status != source.SignatureGood {
 			t.Errorf("%s seed: %+v, %v; want good", name, res, err)
 		}
@@ -119,6 +112,21 @@ func TestVerifySeedSignatures(t *testing.T) {
 			t.Errorf("%s seed over a changed payload: %+v; want bad, invalid", name, res)
 		}
 	}
+}
+
+// seedCommit returns the commit of a FuzzVerifySignature seed: a corpus
+// file holds a header line, then one Go literal a line (the signature,
+// then the payload).
+func seedCommit(tb testing.TB, name string) *gitrepo.SignedCommit {
+	tb.Helper()
+	data, err := os.ReadFile("testdata/fuzz/FuzzVerifySignature/" + name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	c := &gitrepo.SignedCommit{Signature: unquote(tb, lines[1]), Payload: unquote(tb, lines[2])}
+	c.Committer.When = time.Unix(1767225600, 0)
+	return c
 }
 
 func unquote(t testing.TB, lit string) []byte {
@@ -139,12 +147,7 @@ func BenchmarkVerify(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, name := range []string{"ssh", "openpgp"} {
-		data, err := os.ReadFile("testdata/fuzz/FuzzVerifySignature/" + name)
-		if err != nil {
-			b.Fatal(err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-		c := &gitrepo.SignedCommit{Signature: unquote(b, lines[1]), Payload: unquote(b, lines[2])}
+		c := seedCommit(b, name)
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
