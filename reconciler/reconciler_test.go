@@ -246,8 +246,12 @@ func TestReconcileContentError(t *testing.T) {
 		t.Fatalf("a symbolic link out of the root: %v, want an InvalidError", err)
 	}
 	st := r.Status()
-	if st.Rejected == nil || !strings.Contains(st.Rejected.Errors[0].Message, "escape.cue: symbolic link to ") || !strings.Contains(st.Rejected.Errors[0].Message, "leads outside the policy root") || st.FetchError != nil {
+	if st.Rejected == nil || len(st.Rejected.Errors) != 1 || st.FetchError != nil {
 		t.Fatalf("status: %+v", st)
+	}
+	// Placed at the link's first line, as charter validate places it.
+	if e := st.Rejected.Errors[0]; e.Pos.String() != "escape.cue:1" || !strings.HasPrefix(e.Message, "symbolic link to ") || !strings.Contains(e.Message, "leads outside the policy root") {
+		t.Fatalf("the refusal is %q at %q, want a symbolic link out of the root at escape.cue:1", e.Message, e.Pos)
 	}
 	if err := reconcileNow(t, r); !errors.As(err, &invalid) {
 		t.Errorf("a request for the same unusable content: %v, want its InvalidError", err)
