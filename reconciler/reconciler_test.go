@@ -636,3 +636,44 @@ func TestServedChanged(t *testing.T) {
 	default:
 	}
 }
+
+// brokenWatch is a directory source whose watch cannot be set up, as when
+// the inotify instance limit is reached, which a test cannot cause here
+// without starving every other process of the user.
+type brokenWatch struct{ source.Source }
+
+func (brokenWatch) Watch(context.Context, func()) error {
+	return errors.New("watch /policies: too many open files")
+}
+
+// TestStatusWatchProblem: a watch that ends with an error shows in Status
+// (the source has no WatchHealth of its own to tell), and a directory
+// source's own report of a watch that could not be set up again shows,
+// then clears once it is set up again.
+func TestStatusWatchProblem(t *testing.T) {
+	root := t.TempDir()
+	gittest.WriteFile(t, root, "roles.cue", rolesCUE)
+	r := start(t, brokenWatch{newDir(t, root, dir.Options{})}, Options{}, nil)
+	waitFor(t, func() bool { return r.Status().WatchProblem != nil })
+	if p := r.Status().WatchProblem; p.Message != "watch /policies: too many open files" || p.At.IsZero() {
+		t.Errorf("WatchProblem of a watch that ended: %+v", p)
+	}
+
+	parent := filepath.Join(t.TempDir(), "parent")
+	root = filepath.Join(parent, "policies")
+	gittest.WriteFile(t, root, "roles.cue", rolesCUE)
+	r = start(t, newDir(t, root, dir.Options{}), Options{}, nil)
+	waitFor(t, func() bool { return r.Served() != nil })
+	if p := r.Status().WatchProblem; p != nil {
+		t.Fatalf("WatchProblem of a whole watch: %+v", p)
+	}
+	if err := os.RemoveAll(parent); err != nil { // the root and the watched parent
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return r.Status().WatchProblem != nil })
+	if p := r.Status().WatchProblem; !strings.Contains(p.Message, "no such file or directory") {
+		t.Errorf("WatchProblem after the root and its parent were removed: %+v", p)
+	}
+	gittest.WriteFile(t, root, "roles.cue", rolesCUE)
+	waitFor(t, func() bool { return r.Status().WatchProblem == nil })
+}

@@ -29,7 +29,9 @@
 // directory is removed or renamed, an entry on the root's path replaced, or
 // fsnotify's queue overflows, the root is resolved again and the whole tree
 // watched afresh before changed is called. A watch that cannot be set up
-// again is logged and counted (Options.WatchErrors).
+// again is logged, counted (Options.WatchErrors) and reported by
+// WatchProblem until a later attempt (after 1 s, doubling to a minute)
+// sets it up whole.
 //
 // Changes are debounced: changed is called once the tree has been quiet for
 // the debounce interval, and at the latest MaxWait after the first change of
@@ -47,6 +49,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -83,13 +86,14 @@ type Options struct {
 }
 
 // NewWatchErrors registers with reg, and returns, the counter of
-// Options.WatchErrors: charter_source_watch_errors_total, the watches of a
-// directory source that could not be set up again (the directory or a
-// directory on its path gone, the inotify watch limit reached).
+// Options.WatchErrors: charter_source_watch_errors_total, the failed
+// attempts to set up again a watch of a directory source (the directory or
+// a directory on its path gone, the inotify watch limit reached); each
+// retry that fails counts.
 func NewWatchErrors(reg prometheus.Registerer) prometheus.Counter {
 	c := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "charter_source_watch_errors_total",
-		Help: "Watches of the policy directory that could not be set up again; changes are then seen at the reconcile interval.",
+		Help: "Failed attempts to set up again a watch of the policy directory; changes are seen at the reconcile interval until one succeeds.",
 	})
 	reg.MustRegister(c)
 	return c
@@ -103,6 +107,8 @@ type Source struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	git  gitState // of the root as last resolved; guarded by mu
+	// problem is the watch's unrepaired problem (WatchProblem).
+	problem atomic.Pointer[source.WatchProblem]
 	// newWatcher makes Watch's fsnotify watcher; nil: fsnotify.NewWatcher.
 	// Tests set it to reach the watcher.
 	newWatcher func() (*fsnotify.Watcher, error)
@@ -118,9 +124,10 @@ type gitState struct {
 }
 
 var (
-	_ source.Source   = (*Source)(nil)
-	_ source.Watcher  = (*Source)(nil)
-	_ source.Ancestry = (*Source)(nil)
+	_ source.Source      = (*Source)(nil)
+	_ source.Watcher     = (*Source)(nil)
+	_ source.WatchHealth = (*Source)(nil)
+	_ source.Ancestry    = (*Source)(nil)
 )
 
 // New returns a source for the policy root dir/opts.Path, which must be a
