@@ -82,7 +82,9 @@ func NewFiles(lim Limits) *Files {
 // would exceed a limit.
 func (f *Files) checkSize(name string, size int64) error {
 	if size > f.lim.File {
-		return &ContentError{Path: name, Err: fmt.Errorf("%d bytes exceed the limit of %d per file", size, f.lim.File)}
+		// As the loader words it (schema.ReadPolicyFile), so that charter
+		// validate and the sidecar's status say the same.
+		return &ContentError{Path: name, Err: fmt.Errorf("file is %d bytes, more than the %d a policy file may hold", size, f.lim.File)}
 	}
 	if f.total+size > f.lim.Total {
 		return &ContentError{Path: name, Err: fmt.Errorf("policy files exceed %d bytes together", f.lim.Total)}
