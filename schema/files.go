@@ -96,22 +96,12 @@ func ReadPolicyFile(fsys fs.FS, name string) ([]byte, error) {
 // ReadPolicyFileAtMost is ReadPolicyFile with a bound of its own, for a
 // source that reads under a smaller limit than the loader's.
 func ReadPolicyFileAtMost(fsys fs.FS, name string, maxBytes int64) ([]byte, error) {
-	fail := func(format string, args ...any) error {
-		return &Error{Pos: Pos{File: name, Line: 1}, Message: fmt.Sprintf(format, args...)}
-	}
-	resolved, info, err := resolveInRoot(fsys, name)
+	resolved, info, err := StatPolicyFile(fsys, name)
 	if err != nil {
-		var bad *badLinkError
-		if errors.As(err, &bad) {
-			return nil, fail("%s", bad.msg)
-		}
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fail("not a regular file (%s): a policy file is a regular file, or a symbolic link to one inside the policy root", fileKind(info.Mode()))
+		return nil, err
 	}
 	if info.Size() > maxBytes {
-		return nil, fail("file is %d bytes, more than the %d a policy file may hold", info.Size(), maxBytes)
+		return nil, refusal(name, "file is %d bytes, more than the %d a policy file may hold", info.Size(), maxBytes)
 	}
 	f, err := fsys.Open(resolved)
 	if err != nil {
@@ -125,7 +115,7 @@ func ReadPolicyFileAtMost(fsys fs.FS, name string, maxBytes int64) ([]byte, erro
 		n, err := f.Read(data[len(data):cap(data)])
 		data = data[:len(data)+n]
 		if int64(len(data)) > maxBytes {
-			return nil, fail("file grew past the %d bytes a policy file may hold while it was read", maxBytes)
+			return nil, refusal(name, "file grew past the %d bytes a policy file may hold while it was read", maxBytes)
 		}
 		if err == io.EOF {
 			return data, nil
@@ -137,6 +127,34 @@ func ReadPolicyFileAtMost(fsys fs.FS, name string, maxBytes int64) ([]byte, erro
 			data = append(data, 0)[:len(data)]
 		}
 	}
+}
+
+// StatPolicyFile applies the rules of ReadPolicyFile to the policy file
+// name without reading it: it returns the name inside the root that name
+// leads to (name itself unless a symbolic link is followed) and that file's
+// information, as fs.Lstat gives it (fs.Stat on a file system without
+// symbolic links). A symbolic link that is not followed,
+// or a file that is not regular, is an *Error naming name; the size is not
+// checked.
+func StatPolicyFile(fsys fs.FS, name string) (string, fs.FileInfo, error) {
+	resolved, info, err := resolveInRoot(fsys, name)
+	if err != nil {
+		var bad *badLinkError
+		if errors.As(err, &bad) {
+			return "", nil, refusal(name, "%s", bad.msg)
+		}
+		return "", nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if !info.Mode().IsRegular() {
+		return "", nil, refusal(name, "not a regular file (%s): a policy file is a regular file, or a symbolic link to one inside the policy root", fileKind(info.Mode()))
+	}
+	return resolved, info, nil
+}
+
+// refusal is the error of a policy file that is not read: a problem of the
+// policy, placed at the file's first line.
+func refusal(name, format string, args ...any) error {
+	return &Error{Pos: Pos{File: name, Line: 1}, Message: fmt.Sprintf(format, args...)}
 }
 
 // badLinkError is a symbolic link that is not followed: it leads outside

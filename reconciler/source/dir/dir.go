@@ -7,7 +7,10 @@
 // inside the policy root (a symbolic link to a directory is not followed);
 // a link out of the root, a FIFO, a device or a socket in a policy file's
 // place is a *source.ContentError naming it; sizes are checked before
-// reading.
+// reading. A fetch reads only the files whose stat changed since the last
+// fetch (source.Rescan, git's racy-index rule included), and keeps the
+// last fetch's content for that; a fetch of an unchanged tree costs a stat
+// per file.
 //
 // The revision is, inside a git work tree, the HEAD commit, or
 // "<HEAD>+dirty.<12 hex of the content digest>" when the policy files differ
@@ -109,9 +112,24 @@ type Source struct {
 	git  gitState // of the root as last resolved; guarded by mu
 	// problem is the watch's unrepaired problem (WatchProblem).
 	problem atomic.Pointer[source.WatchProblem]
+	// fetchMu serializes Fetch; scan is what the last fetch read, for the
+	// next, guarded by fetchMu.
+	fetchMu sync.Mutex
+	scan    scanState
 	// newWatcher makes Watch's fsnotify watcher; nil: fsnotify.NewWatcher.
 	// Tests set it to reach the watcher.
 	newWatcher func() (*fsnotify.Watcher, error)
+}
+
+// scanState is what the last fetch read: the files, kept by a Rescan of
+// the root resolved as realRoot, and whether they matched the commit.
+type scanState struct {
+	realRoot string
+	rescan   source.Rescan
+	// matched: the files of digest were those of commit's tree, or not.
+	commit  string
+	digest  source.Digest
+	matched bool
 }
 
 // gitState is the git repository around a resolved policy root.
@@ -228,6 +246,8 @@ func (s *Source) String() string { return "dir:" + s.root }
 
 // Fetch reads the policy files and names their revision.
 func (s *Source) Fetch(ctx context.Context) (source.Revision, fs.FS, error) {
+	s.fetchMu.Lock()
+	defer s.fetchMu.Unlock()
 	realRoot, err := filepath.EvalSymlinks(s.root)
 	if err != nil {
 		return source.Revision{}, nil, fmt.Errorf("read %s: %w", s.root, err)
@@ -262,7 +282,7 @@ func (s *Source) Fetch(ctx context.Context) (source.Revision, fs.FS, error) {
 	rev.Committer = source.Person{Name: c.Committer.Name, Email: c.Committer.Email}
 	rev.CommitTime = c.Committer.When.UTC()
 	rev.Parents = c.Parents
-	same, err := g.repo.Matches(ctx, c.Hash, g.prefix, files.FS())
+	same, err := s.matches(ctx, g, c.Hash, files, d)
 	if err != nil {
 		return source.Revision{}, nil, fmt.Errorf("%s: %w", s.root, err)
 	}
@@ -272,9 +292,29 @@ func (s *Source) Fetch(ctx context.Context) (source.Revision, fs.FS, error) {
 	return rev, files.FS(), nil
 }
 
-// read collects the policy files below the root, resolved as realRoot.
+// matches reports whether files, of digest d, are those of commit's tree
+// below the root, remembering the answer for the same commit and content:
+// a commit's tree never changes.
+func (s *Source) matches(ctx context.Context, g gitState, commit string, files *source.Files, d source.Digest) (bool, error) {
+	if s.scan.commit == commit && s.scan.digest == d {
+		return s.scan.matched, nil
+	}
+	same, err := g.repo.Matches(ctx, commit, g.prefix, files.FS())
+	if err != nil {
+		return false, err
+	}
+	s.scan.commit, s.scan.digest, s.scan.matched = commit, d, same
+	return same, nil
+}
+
+// read collects the policy files below the root, resolved as realRoot,
+// reading only those that changed since the last fetch of the same
+// directory (source.Rescan).
 func (s *Source) read(ctx context.Context, realRoot string) (*source.Files, error) {
-	files, err := source.ReadFS(ctx, os.DirFS(realRoot), s.opts.Limits)
+	if s.scan.realRoot != realRoot {
+		s.scan = scanState{realRoot: realRoot} // another directory, maybe another work tree
+	}
+	files, err := s.scan.rescan.ReadFS(ctx, os.DirFS(realRoot), s.opts.Limits)
 	if err != nil {
 		var ce *source.ContentError
 		if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
