@@ -207,13 +207,14 @@ func (r *Rescan) ReadFS(ctx context.Context, fsys fs.FS, lim Limits) (*Files, er
 			kept++
 			return files.Add(name, r.prev.m[name].Data)
 		}
-		data, err := schema.ReadPolicyFileAtMost(fsys, name, files.lim.File)
+		data, resolved, info, err := schema.ReadPolicyFileStat(fsys, name, files.lim.File)
 		if err != nil {
 			return readError(fsys, name, err)
 		}
-		if trusted {
-			// The stat taken before reading: a write since then changed the
-			// change time, and the next scan reads the file again.
+		// The stamp of the file as opened, taken before it was read: a write
+		// since then changed its change time, and the next scan reads the
+		// file again.
+		if st, trusted := r.stamp(resolved, info, trustBefore); trusted {
 			stamps[name] = st
 		}
 		return files.Add(name, data)

@@ -2,7 +2,7 @@
 // every policy source implements, the Revision it reports, the optional
 // capabilities a source may have (Watcher, WatchHealth, Ancestry), and the
 // helpers that sources share to collect a policy root's files and name their
-// content (Files, Digest).
+// content (Files, Digest, Rescan).
 //
 // The sources themselves live in subpackages (dir, embedded); each one runs
 // the conformance suite of package sourcetest.

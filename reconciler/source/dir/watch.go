@@ -30,9 +30,8 @@ import (
 // fsnotify's queue marks the watch stale: before the next report, the root
 // is resolved again and the whole tree watched afresh. A watch that cannot
 // be made again is logged, counted (Options.WatchErrors) and reported by
-// WatchProblem, and tried again after 1 s, doubling to MaxRepairDelay,
-// until it is whole again; the reconciler's interval rescans in the
-// meantime.
+// WatchProblem, and tried again after 1 s, doubling to a minute, until it
+// is whole again; the reconciler's interval rescans in the meantime.
 func (s *Source) Watch(ctx context.Context, changed func()) error {
 	newWatcher := fsnotify.NewWatcher
 	if s.newWatcher != nil {
@@ -113,15 +112,16 @@ func (s *Source) Watch(ctx context.Context, changed func()) error {
 	}
 }
 
-// MaxRepairDelay bounds the delay between two attempts to set up again a
-// watch that could not be; the first comes after MinRepairDelay.
+// The delays between attempts to set up again a watch that could not be:
+// the first comes minRepairDelay after the failure, each next one after
+// twice the delay before, at most maxRepairDelay.
 const (
-	MinRepairDelay = time.Second
-	MaxRepairDelay = time.Minute
+	minRepairDelay = time.Second
+	maxRepairDelay = time.Minute
 )
 
 // repairs schedules the attempts to set up again a watch that could not be:
-// MinRepairDelay after the first failure, doubling to MaxRepairDelay.
+// minRepairDelay after the first failure, doubling to maxRepairDelay.
 type repairs struct {
 	delay time.Duration // of the attempt scheduled last; 0 after a success
 	timer *time.Timer   // nil when no attempt is scheduled
@@ -130,7 +130,7 @@ type repairs struct {
 // failed schedules the next attempt after a failed one.
 func (r *repairs) failed() {
 	r.stop()
-	r.delay = min(max(2*r.delay, MinRepairDelay), MaxRepairDelay)
+	r.delay = min(max(2*r.delay, minRepairDelay), maxRepairDelay)
 	r.timer = time.NewTimer(r.delay)
 }
 

@@ -212,7 +212,7 @@ func TestWatchErrorsCounted(t *testing.T) {
 
 // TestWatchRepairedByRetry: the root and its parent (the watched anchor)
 // removed: nothing watched sees them come back, so the watch is set up
-// again by a later attempt (MinRepairDelay, doubling), which clears the
+// again by a later attempt (minRepairDelay, doubling), which clears the
 // problem and reports a change; edits are noticed again.
 func TestWatchRepairedByRetry(t *testing.T) {
 	parent := filepath.Join(t.TempDir(), "parent")
@@ -239,7 +239,7 @@ func TestWatchRepairedByRetry(t *testing.T) {
 // for longer than the first repair attempts take.
 func waitProblem(t *testing.T, s *Source, want bool) {
 	t.Helper()
-	for deadline := time.Now().Add(4*MinRepairDelay + noticeTimeout); (s.WatchProblem() != nil) != want; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(4*minRepairDelay + noticeTimeout); (s.WatchProblem() != nil) != want; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("WatchProblem = %+v, want a problem: %v", s.WatchProblem(), want)
 		}
