@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -262,6 +261,6 @@ func reconcileCount(t *testing.T, g prometheus.Gatherer, result string) float64 
 			}
 		}
 	}
-	t.Fatal(fmt.Sprintf("no charter_reconcile_total{result=%q}", result))
+	t.Fatalf("no charter_reconcile_total{result=%q}", result)
 	return 0
 }
