@@ -74,6 +74,9 @@ type Reconciler struct {
 	status  atomic.Pointer[Status]
 	kick    chan struct{} // capacity 1: a reconcile is wanted
 	run     atomic.Bool   // Run was called
+	// watchEnded is the error that ended the source's watch; nil while it
+	// runs.
+	watchEnded atomic.Pointer[source.WatchProblem]
 
 	mu      sync.Mutex
 	waiters []chan error // requests for the next reconcile's outcome
@@ -131,9 +134,19 @@ func (r *Reconciler) Served() *Served { return r.served.Load() }
 // two closes the channel.
 func (r *Reconciler) ServedChanged() <-chan struct{} { return *r.swapped.Load() }
 
-// Status returns the state published by the last reconcile. It never
-// waits, not even while a reconcile is in progress.
-func (r *Reconciler) Status() Status { return *r.status.Load() }
+// Status returns the state published by the last reconcile, with the
+// source's watch problem as it is now. It never waits, not even while a
+// reconcile is in progress.
+func (r *Reconciler) Status() Status {
+	st := *r.status.Load()
+	if h, ok := r.src.(source.WatchHealth); ok {
+		st.WatchProblem = h.WatchProblem()
+	}
+	if st.WatchProblem == nil {
+		st.WatchProblem = r.watchEnded.Load()
+	}
+	return st
+}
 
 // Reconcile asks the loop to fetch as soon as it can; it never blocks.
 func (r *Reconciler) Reconcile() { r.TryReconcile() }
@@ -196,6 +209,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			if err := w.Watch(ctx, r.Reconcile); err != nil {
 				r.log.Error("watching the policy source failed; changes are picked up only at the interval and on request",
 					"source", r.src.String(), "err", err)
+				r.watchEnded.Store(&source.WatchProblem{At: r.opts.Now().UTC(), Message: err.Error()})
 			}
 		})
 	}

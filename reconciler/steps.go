@@ -92,13 +92,15 @@ func (r *Reconciler) fetch(ctx context.Context, x *run) error {
 		return err
 	case errors.As(err, &content):
 		// Unusable content is the revision's fault: handled like an invalid
-		// one, keyed by the error, since the content has no name.
+		// one, keyed by the error, since the content has no name. The error
+		// is about a whole file: it is placed at the file's first line, as
+		// the loader places the same refusal (charter validate).
 		x.fetched = true
 		x.rev = source.Revision{Key: "content-error:" + err.Error()}
 		if r.handled.key == x.rev.Key {
 			return errUnchanged
 		}
-		return &InvalidError{Errors: schema.Errors{{Message: err.Error()}}}
+		return &InvalidError{Errors: schema.Errors{{Pos: schema.Pos{File: content.Path, Line: 1}, Message: content.Err.Error()}}}
 	default:
 		return &TransientError{Err: err}
 	}

@@ -346,6 +346,9 @@ func (b backend) Status() api.Status {
 	if f := st.FetchError; f != nil {
 		out.LastFetchError = f.Message
 	}
+	if w := st.WatchProblem; w != nil {
+		out.WatchError = &api.WatchError{Message: w.Message, At: w.At}
+	}
 	if r := st.Rejected; r != nil {
 		re := &api.RevisionError{Revision: r.Revision, Errors: []api.PositionedError{}}
 		for _, e := range r.Errors {

@@ -141,6 +141,10 @@ type statusBody struct {
 			Message  string `json:"message"`
 		} `json:"errors"`
 	} `json:"error"`
+	WatchError *struct {
+		Message string    `json:"message"`
+		At      time.Time `json:"at"`
+	} `json:"watchError"`
 }
 
 func (s *server) status(t testing.TB) statusBody {

@@ -1,8 +1,8 @@
 // Package source defines where policies come from: the Source contract that
 // every policy source implements, the Revision it reports, the optional
-// capabilities a source may have (Watcher, Ancestry), and the helpers that
-// sources share to collect a policy root's files and name their content
-// (Files, Digest).
+// capabilities a source may have (Watcher, WatchHealth, Ancestry), and the
+// helpers that sources share to collect a policy root's files and name their
+// content (Files, Digest, Rescan).
 //
 // The sources themselves live in subpackages (dir, embedded); each one runs
 // the conformance suite of package sourcetest.
@@ -35,6 +35,24 @@ type Watcher interface {
 	// watched; it is then only fetched on request and at the interval.
 	// changed must not block.
 	Watch(ctx context.Context, changed func()) error
+}
+
+// WatchHealth is a Watcher that tells whether its watch is whole.
+type WatchHealth interface {
+	// WatchProblem returns the problem of a watch that could not be set up
+	// again, the latest failure of it, until the watch is whole again;
+	// nil while it is whole. Changes are then seen only at the interval.
+	// It may be called from any goroutine.
+	WatchProblem() *WatchProblem
+}
+
+// WatchProblem is a watch that could not be set up again. It is never
+// changed once returned.
+type WatchProblem struct {
+	// At is when setting the watch up last failed.
+	At time.Time
+	// Message says what could not be watched, and why; never file content.
+	Message string
 }
 
 // Ancestry is a Source whose revisions have a history, for the
