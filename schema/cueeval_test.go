@@ -42,7 +42,7 @@ func TestCUEErrorMessages(t *testing.T) {
 			"p.cue:1:23: roles.R.permissions: must not be empty"},
 		{"a field not allowed beside another error",
 			`groups: g: {name: 1, colour: "red"}`,
-			"p.cue:1:19: groups.g.name: must be a string, got 1\np.cue:1:22: groups.g.colour: field not allowed (allowed: name, description, users, tags)"},
+			"p.cue:1:19: groups.g.name: must be a string, got a number\np.cue:1:22: groups.g.colour: field not allowed (allowed: name, description, users, tags)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+
+	"github.com/charter-policy/charter/schema/quote"
 )
 
 // The rules of SPEC section 1 that decide which files are policy files and
@@ -182,7 +184,7 @@ func resolveInRoot(fsys fs.FS, name string) (string, fs.FileInfo, error) {
 		joined := path.Join(done, target)
 		if path.IsAbs(target) || strings.HasPrefix(target, `\`) || len(target) > 1 && target[1] == ':' ||
 			joined == ".." || strings.HasPrefix(joined, "../") {
-			return "", nil, &badLinkError{fmt.Sprintf("symbolic link to %q leads outside the policy root: only links to files inside it are followed", target)}
+			return "", nil, &badLinkError{fmt.Sprintf("symbolic link to %s leads outside the policy root: only links to files inside it are followed", quote.String(target))}
 		}
 		done = "."
 		rest = append(strings.Split(joined, "/"), rest...)

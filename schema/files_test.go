@@ -130,7 +130,7 @@ func TestLoadRefusesWhatItMustNotRead(t *testing.T) {
 		t.Fatalf("err = %v, want Errors", err)
 	}
 	want := []string{
-		"groups.json:1:27: groups.g.name: must be a string, got 1",
+		"groups.json:1:27: groups.g.name: must be a string, got a number",
 		"records.cue:1: not a regular file (a named pipe): a policy file is a regular file, or a symbolic link to one inside the policy root",
 		`roles.json:1: symbolic link to "` + filepath.Join(outside, "roles.json") + `" leads outside the policy root: only links to files inside it are followed`,
 	}
