@@ -415,14 +415,15 @@ func describeCUE(v cue.Value, got, want string) string {
 }
 
 // cueMessage formats the message of a CUE error, each argument cut
-// (cueArg). CUE passes the values it reports, the user's among them, as
-// arguments of the message, never inside its format.
+// (cueArg): CUE passes the values it reports, the user's among them, as
+// arguments of the message. The message is then cut token by token, for a
+// value that a message carries in its format.
 func cueMessage(format string, args []any) string {
 	cut := make([]any, len(args))
 	for i, a := range args {
 		cut[i] = cueArg(a)
 	}
-	return fmt.Sprintf(format, cut...)
+	return quote.Tokens(fmt.Sprintf(format, cut...)) // and in case a value is in the format after all
 }
 
 // cueArg returns an argument of a CUE message that renders in at most
