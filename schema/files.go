@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/charter-policy/charter/schema/quote"
@@ -85,41 +87,76 @@ const maxLinkHops = 40
 
 // ReadPolicyFile reads the policy file name (relative to the policy root
 // fsys) under the rules of SPEC section 1: only a regular file is read, or
-// a symbolic link whose target, through every link on the way, lies inside
-// the policy root and is a regular file; a file larger than MaxFileBytes is
-// refused before it is read. A file that breaks a rule is an *Error naming
-// it (a problem of the policy, not of I/O). Symbolic links are seen only
-// when fsys implements fs.ReadLinkFS, as os.DirFS does; other file systems
-// are read as they present themselves.
+// a symbolic link that leads, through every link on the way and never
+// above the root, to a regular file inside the policy root, but not inside
+// .git (git's own files, where a CI checkout keeps its credentials; other
+// hidden directories may be reached through a link, as a Kubernetes
+// ConfigMap volume's "..data" is); a file larger than MaxFileBytes is
+// refused before it is read. Links are resolved as the system resolves them, one component at a
+// time, so that "link/.." is the parent of the link's target; a link with
+// an absolute target is refused, even one that names a place inside the
+// root, because the content of a revision must not depend on where it is
+// checked out. A file that breaks a rule, and a link to nothing, is an
+// *Error naming it (a problem of the policy, not of I/O). Symbolic links
+// are seen only when fsys implements fs.ReadLinkFS, as os.DirFS does;
+// other file systems are read as they present themselves.
 func ReadPolicyFile(fsys fs.FS, name string) ([]byte, error) {
 	return ReadPolicyFileAtMost(fsys, name, MaxFileBytes)
+}
+
+// StatPolicyFile applies the rules of ReadPolicyFile to name without
+// reading it: it returns the information of the regular file that name
+// leads to, or the error that ReadPolicyFile would return. A source checks
+// its limits with it before it reads.
+func StatPolicyFile(fsys fs.FS, name string) (fs.FileInfo, error) {
+	_, info, err := statPolicyFile(fsys, name)
+	return info, err
+}
+
+// statPolicyFile is StatPolicyFile that also returns the name, inside the
+// root and free of links, of the file that name leads to.
+func statPolicyFile(fsys fs.FS, name string) (string, fs.FileInfo, error) {
+	resolved, info, err := resolveInRoot(fsys, name)
+	if err != nil {
+		var bad *badLinkError
+		if errors.As(err, &bad) {
+			return "", nil, refused(name, "%s", bad.msg)
+		}
+		return "", nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if !info.Mode().IsRegular() {
+		return "", nil, refused(name, "not a regular file (%s): a policy file is a regular file, or a symbolic link to one inside the policy root", fileKind(info.Mode()))
+	}
+	return resolved, info, nil
+}
+
+// refused is the *Error of a policy file that is not read.
+func refused(name, format string, args ...any) error {
+	return &Error{Pos: Pos{File: name, Line: 1}, Message: fmt.Sprintf(format, args...)}
 }
 
 // ReadPolicyFileAtMost is ReadPolicyFile with a bound of its own, for a
 // source that reads under a smaller limit than the loader's.
 func ReadPolicyFileAtMost(fsys fs.FS, name string, maxBytes int64) ([]byte, error) {
-	fail := func(format string, args ...any) error {
-		return &Error{Pos: Pos{File: name, Line: 1}, Message: fmt.Sprintf(format, args...)}
-	}
-	resolved, info, err := resolveInRoot(fsys, name)
+	resolved, info, err := statPolicyFile(fsys, name)
 	if err != nil {
-		var bad *badLinkError
-		if errors.As(err, &bad) {
-			return nil, fail("%s", bad.msg)
-		}
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fail("not a regular file (%s): a policy file is a regular file, or a symbolic link to one inside the policy root", fileKind(info.Mode()))
+		return nil, err
 	}
 	if info.Size() > maxBytes {
-		return nil, fail("file is %d bytes, more than the %d a policy file may hold", info.Size(), maxBytes)
+		return nil, refused(name, "file is %d bytes, more than the %d a policy file may hold", info.Size(), maxBytes)
 	}
 	f, err := fsys.Open(resolved)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	defer f.Close()
+	// What was opened must be what was checked: a file swapped for a link
+	// or another file in between is refused. os.SameFile tells only for
+	// the information of package os (it is false for any other, even for
+	// the same value), so other file systems are not asked.
+	if opened, err := f.Stat(); err != nil || !opened.Mode().IsRegular() || os.SameFile(info, info) && !os.SameFile(info, opened) {
+		return nil, refused(name, "file changed while it was read: read it again")
+	}
 	// As os.ReadFile: one buffer of the size Stat gave, grown only if the
 	// file grows, and never past the bound.
 	data := make([]byte, 0, info.Size()+1)
@@ -127,7 +164,7 @@ func ReadPolicyFileAtMost(fsys fs.FS, name string, maxBytes int64) ([]byte, erro
 		n, err := f.Read(data[len(data):cap(data)])
 		data = data[:len(data)+n]
 		if int64(len(data)) > maxBytes {
-			return nil, fail("file grew past the %d bytes a policy file may hold while it was read", maxBytes)
+			return nil, refused(name, "file grew past the %d bytes a policy file may hold while it was read", maxBytes)
 		}
 		if err == io.EOF {
 			return data, nil
@@ -142,55 +179,89 @@ func ReadPolicyFileAtMost(fsys fs.FS, name string, maxBytes int64) ([]byte, erro
 }
 
 // badLinkError is a symbolic link that is not followed: it leads outside
-// the policy root, or through too many links.
+// the policy root, to nothing, into .git, or through too many links.
 type badLinkError struct {
 	msg string
 }
 
 func (e *badLinkError) Error() string { return e.msg }
 
-// resolveInRoot follows the symbolic links of name, component by component,
-// and returns the name of what it leads to, inside the root, with its
-// Lstat information; a link that is not followed is a *badLinkError.
+// resolveInRoot follows the symbolic links of name as the system does, one
+// component at a time: a link's target takes the link's place, and ".."
+// leaves the directory resolved so far, which is free of links. It returns
+// the name of what name leads to, inside the root, with its Lstat
+// information; a link that is not followed is a *badLinkError.
 func resolveInRoot(fsys fs.FS, name string) (string, fs.FileInfo, error) {
 	if _, ok := fsys.(fs.ReadLinkFS); !ok {
 		info, err := fs.Stat(fsys, name)
 		return name, info, err
 	}
 	hops := 0
-	done := "."                      // the resolved part, free of links
+	target := ""                     // the target of the last link followed
+	var done []string                // the components resolved, free of links
 	rest := strings.Split(name, "/") // the components still to walk
 	for len(rest) > 0 {
-		next := path.Join(done, rest[0])
+		c := rest[0]
 		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(done) == 0 && hops == 0 {
+				return "", nil, &badLinkError{fmt.Sprintf("%s leads outside the policy root", quote.String(name))}
+			}
+			if len(done) == 0 {
+				return "", nil, outsideRoot(target)
+			}
+			done = done[:len(done)-1]
+			continue
+		}
+		next := path.Join(path.Join(done...), c)
 		info, err := fs.Lstat(fsys, next)
 		if err != nil {
+			if hops > 0 && errors.Is(err, fs.ErrNotExist) {
+				return "", nil, toNothing(target)
+			}
 			return "", nil, err
 		}
 		if info.Mode()&fs.ModeSymlink == 0 {
-			done = next
-			if len(rest) == 0 {
-				return done, info, nil
+			if len(rest) > 0 && !info.IsDir() {
+				if hops > 0 {
+					return "", nil, toNothing(target) // a file in the middle of a path
+				}
+				return "", nil, &fs.PathError{Op: "lstat", Path: next + "/" + path.Join(rest...), Err: fs.ErrNotExist}
 			}
+			done = append(done, c)
 			continue
 		}
 		if hops++; hops > maxLinkHops {
 			return "", nil, &badLinkError{fmt.Sprintf("more than %d symbolic links to follow (a loop?)", maxLinkHops)}
 		}
-		target, err := fs.ReadLink(fsys, next)
-		if err != nil {
+		if target, err = fs.ReadLink(fsys, next); err != nil {
 			return "", nil, err
 		}
-		joined := path.Join(done, target)
-		if path.IsAbs(target) || strings.HasPrefix(target, `\`) || len(target) > 1 && target[1] == ':' ||
-			joined == ".." || strings.HasPrefix(joined, "../") {
-			return "", nil, &badLinkError{fmt.Sprintf("symbolic link to %s leads outside the policy root: only links to files inside it are followed", quote.String(target))}
+		if path.IsAbs(target) || strings.HasPrefix(target, `\`) || len(target) > 1 && target[1] == ':' {
+			return "", nil, outsideRoot(target)
 		}
-		done = "."
-		rest = append(strings.Split(joined, "/"), rest...)
+		rest = append(strings.Split(target, "/"), rest...)
 	}
-	info, err := fs.Lstat(fsys, done)
-	return done, info, err
+	resolved := path.Join(done...)
+	if resolved == "" {
+		resolved = "."
+	}
+	if hops > 0 && slices.Contains(done, ".git") {
+		return "", nil, &badLinkError{fmt.Sprintf("symbolic link to %s leads into .git, whose files are never policy (and may hold credentials)", quote.String(target))}
+	}
+	info, err := fs.Lstat(fsys, resolved)
+	return resolved, info, err
+}
+
+func outsideRoot(target string) error {
+	return &badLinkError{fmt.Sprintf("symbolic link to %s leads outside the policy root: only links to files inside it are followed", quote.String(target))}
+}
+
+func toNothing(target string) error {
+	return &badLinkError{fmt.Sprintf("symbolic link to nothing: %s names no file inside the policy root", quote.String(target))}
 }
 
 // fileKind names the type of a file that is not regular.

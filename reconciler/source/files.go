@@ -123,33 +123,32 @@ func (f *Files) Digest() Digest {
 // ReadFS collects the policy files of fsys (schema.WalkPolicyFiles) into
 // memory, each read through schema's one rule of what may be read (a regular
 // file, or a symbolic link to one inside the root, its size checked against
-// lim before it is read). A file that breaks the rule, or a symbolic link to
-// nothing, is a *ContentError naming it; a file removed while the tree is
-// walked is skipped, as removed. It honours ctx.
+// lim before it is read). A file that breaks the rule, a symbolic link to
+// nothing among them, is a *ContentError naming it; a file removed while
+// the tree is walked is skipped, as removed. It honours ctx.
 func ReadFS(ctx context.Context, fsys fs.FS, lim Limits) (*Files, error) {
 	files := NewFiles(lim)
 	err := schema.WalkPolicyFiles(ctx, fsys, func(name string) error {
-		// The limits, the total's included, are checked before reading; what
-		// is not a regular file is left for the rule to name.
-		if info, err := fs.Stat(fsys, name); err == nil && info.Mode().IsRegular() {
+		// The rule first (a link out of the root is never looked at
+		// further), then the limits, the total's included, before reading.
+		info, err := schema.StatPolicyFile(fsys, name)
+		if err == nil {
 			if err := files.checkSize(name, info.Size()); err != nil {
 				return err
 			}
+			var data []byte
+			if data, err = schema.ReadPolicyFileAtMost(fsys, name, files.lim.File); err == nil {
+				return files.Add(name, data)
+			}
 		}
-		data, err := schema.ReadPolicyFileAtMost(fsys, name, files.lim.File)
 		var refused *schema.Error
 		switch {
 		case errors.As(err, &refused):
 			return &ContentError{Path: name, Err: errors.New(refused.Message)}
 		case errors.Is(err, fs.ErrNotExist):
-			if _, lerr := fs.Lstat(fsys, name); lerr == nil {
-				return &ContentError{Path: name, Err: errors.New("symbolic link to nothing")}
-			}
 			return nil
-		case err != nil:
-			return err
 		}
-		return files.Add(name, data)
+		return err
 	})
 	if err != nil {
 		return nil, err
