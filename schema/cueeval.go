@@ -61,18 +61,18 @@ func evalCUE(dir string, files []sourceFile) (p *PolicySet, errs Errors, declare
 	inst := build.NewContext().NewInstance(dir, nil)
 	for _, af := range syntax {
 		if err := inst.AddSyntax(af); err != nil {
-			return nil, fromCUEErrors(cue.Value{}, err), nil
+			return nil, evalFailed(fromCUEErrors(cue.Value{}, err), files, err), nil
 		}
 	}
 	raw := ctx.BuildInstance(inst)
 	if err := raw.Err(); err != nil {
-		return nil, fromCUEErrors(raw, err), nil
+		return nil, evalFailed(fromCUEErrors(raw, err), files, err), nil
 	}
 	unified := def.Unify(raw)
 	if err := unified.Validate(cue.Concrete(true)); err != nil {
 		errs := fromCUEErrors(raw, validateAll(unified, err)...)
 		errs = slices.DeleteFunc(errs, func(e *Error) bool { return inUnknownVariant(e.labels, raw) })
-		return nil, belowNotAllowed(append(errs, notAllowed(raw, errs)...)), declaredInCUE(raw)
+		return nil, evalFailed(belowNotAllowed(append(errs, notAllowed(raw, errs)...)), files, err), declaredInCUE(raw)
 	}
 	tree := cueNode(raw, unified, nil, Pos{File: files[0].name, Line: 1, Col: 1})
 	p, errs = decodePolicy(tree)
@@ -304,7 +304,7 @@ func fromCUEErrors(raw cue.Value, errs ...error) Errors {
 		if len(labels) > 0 && labels[0] == "#Charter" {
 			labels = labels[1:]
 		}
-		if len(labels) > 0 && strings.HasPrefix(labels[0], "#") {
+		if len(labels) > 0 && strings.HasPrefix(labels[0], "#") && !inUserFile(e) {
 			continue // a schema definition on its own, reached while descending: its use is reported too
 		}
 		p := cuePath(labels)
@@ -324,6 +324,34 @@ func fromCUEErrors(raw cue.Value, errs ...error) Errors {
 		out = append(out, &Error{Pos: userPos(e, labels, raw), Path: p, Message: friendlier(msg, labels, raw), labels: labels})
 	}
 	return mergeDisjunctions(out, disjunctions, raw)
+}
+
+// inUserFile reports whether e has a position in a user's file.
+func inUserFile(e cueerrors.Error) bool {
+	for _, tp := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
+		if p := fromToken(tp); p.File != "" && p.File != SchemaFile {
+			return true
+		}
+	}
+	return false
+}
+
+// evalFailed returns errs, the errors of a unit that did not evaluate, or,
+// when every error CUE reported was dropped as one that another error
+// says, the first of them as CUE has it: a unit that failed never passes
+// as one without errors (and without a policy).
+func evalFailed(errs Errors, files []sourceFile, err error) Errors {
+	if len(errs) > 0 {
+		return errs
+	}
+	pos, path, msg := Pos{File: files[0].name, Line: 1}, "", "the CUE files did not evaluate"
+	if list := cueerrors.Errors(err); len(list) > 0 {
+		if p := userPos(list[0], nil, cue.Value{}); p.File != "" && p.File != SchemaFile {
+			pos = p
+		}
+		path, msg = cuePath(list[0].Path()), cueMessage(list[0].Msg())
+	}
+	return Errors{{Pos: pos, Path: path, Message: msg}}
 }
 
 // lacksDiscriminator reports whether labels name a discriminated struct
