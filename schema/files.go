@@ -104,17 +104,10 @@ func ReadPolicyFile(fsys fs.FS, name string) ([]byte, error) {
 	return ReadPolicyFileAtMost(fsys, name, MaxFileBytes)
 }
 
-// StatPolicyFile applies the rules of ReadPolicyFile to name without
-// reading it: it returns the information of the regular file that name
-// leads to, or the error that ReadPolicyFile would return. A source checks
-// its limits with it before it reads.
-func StatPolicyFile(fsys fs.FS, name string) (fs.FileInfo, error) {
-	_, info, err := statPolicyFile(fsys, name)
-	return info, err
-}
-
-// statPolicyFile is StatPolicyFile that also returns the name, inside the
-// root and free of links, of the file that name leads to.
+// statPolicyFile applies the rules of ReadPolicyFile to name without
+// reading it: it returns the name, inside the root and free of links, of
+// the regular file that name leads to, with its information, or the error
+// that ReadPolicyFile returns.
 func statPolicyFile(fsys fs.FS, name string) (string, fs.FileInfo, error) {
 	resolved, info, err := resolveInRoot(fsys, name)
 	if err != nil {
@@ -138,9 +131,23 @@ func refused(name, format string, args ...any) error {
 // ReadPolicyFileAtMost is ReadPolicyFile with a bound of its own, for a
 // source that reads under a smaller limit than the loader's.
 func ReadPolicyFileAtMost(fsys fs.FS, name string, maxBytes int64) ([]byte, error) {
+	return ReadPolicyFileChecked(fsys, name, maxBytes, nil)
+}
+
+// ReadPolicyFileChecked is ReadPolicyFileAtMost for a reader with limits
+// of its own (a total over many files): once name passed the rules, and
+// before a byte of it is read, check (unless nil) is given the information
+// of the regular file name leads to; an error it returns is returned as
+// it is, and the file is not read.
+func ReadPolicyFileChecked(fsys fs.FS, name string, maxBytes int64, check func(fs.FileInfo) error) ([]byte, error) {
 	resolved, info, err := statPolicyFile(fsys, name)
 	if err != nil {
 		return nil, err
+	}
+	if check != nil {
+		if err := check(info); err != nil {
+			return nil, err
+		}
 	}
 	if info.Size() > maxBytes {
 		return nil, refused(name, "file is %d bytes, more than the %d a policy file may hold", info.Size(), maxBytes)
@@ -198,7 +205,9 @@ func resolveInRoot(fsys fs.FS, name string) (string, fs.FileInfo, error) {
 	}
 	hops := 0
 	target := ""                     // the target of the last link followed
-	var done []string                // the components resolved, free of links
+	done := ""                       // the components resolved, free of links
+	var ends []int                   // where each component of done starts, for ".."
+	var last fs.FileInfo             // done's information, when it was looked up last
 	rest := strings.Split(name, "/") // the components still to walk
 	for len(rest) > 0 {
 		c := rest[0]
@@ -207,16 +216,19 @@ func resolveInRoot(fsys fs.FS, name string) (string, fs.FileInfo, error) {
 		case "", ".":
 			continue
 		case "..":
-			if len(done) == 0 && hops == 0 {
+			if len(ends) == 0 && hops == 0 {
 				return "", nil, &badLinkError{fmt.Sprintf("%s leads outside the policy root", quote.String(name))}
 			}
-			if len(done) == 0 {
+			if len(ends) == 0 {
 				return "", nil, outsideRoot(target)
 			}
-			done = done[:len(done)-1]
+			done, ends, last = done[:max(ends[len(ends)-1]-1, 0)], ends[:len(ends)-1], nil
 			continue
 		}
-		next := path.Join(path.Join(done...), c)
+		next := c
+		if done != "" {
+			next = done + "/" + c
+		}
 		info, err := fs.Lstat(fsys, next)
 		if err != nil {
 			if hops > 0 && errors.Is(err, fs.ErrNotExist) {
@@ -231,7 +243,8 @@ func resolveInRoot(fsys fs.FS, name string) (string, fs.FileInfo, error) {
 				}
 				return "", nil, &fs.PathError{Op: "lstat", Path: next + "/" + path.Join(rest...), Err: fs.ErrNotExist}
 			}
-			done = append(done, c)
+			ends = append(ends, len(next)-len(c))
+			done, last = next, info
 			continue
 		}
 		if hops++; hops > maxLinkHops {
@@ -245,15 +258,19 @@ func resolveInRoot(fsys fs.FS, name string) (string, fs.FileInfo, error) {
 		}
 		rest = append(strings.Split(target, "/"), rest...)
 	}
-	resolved := path.Join(done...)
-	if resolved == "" {
-		resolved = "."
-	}
-	if hops > 0 && slices.Contains(done, ".git") {
+	if hops > 0 && slices.Contains(strings.Split(done, "/"), ".git") {
 		return "", nil, &badLinkError{fmt.Sprintf("symbolic link to %s leads into .git, whose files are never policy (and may hold credentials)", quote.String(target))}
 	}
-	info, err := fs.Lstat(fsys, resolved)
-	return resolved, info, err
+	if done == "" {
+		done = "."
+	}
+	if last == nil {
+		var err error
+		if last, err = fs.Lstat(fsys, done); err != nil {
+			return "", nil, err
+		}
+	}
+	return done, last, nil
 }
 
 func outsideRoot(target string) error {

@@ -131,15 +131,11 @@ func ReadFS(ctx context.Context, fsys fs.FS, lim Limits) (*Files, error) {
 	err := schema.WalkPolicyFiles(ctx, fsys, func(name string) error {
 		// The rule first (a link out of the root is never looked at
 		// further), then the limits, the total's included, before reading.
-		info, err := schema.StatPolicyFile(fsys, name)
+		data, err := schema.ReadPolicyFileChecked(fsys, name, files.lim.File, func(info fs.FileInfo) error {
+			return files.checkSize(name, info.Size())
+		})
 		if err == nil {
-			if err := files.checkSize(name, info.Size()); err != nil {
-				return err
-			}
-			var data []byte
-			if data, err = schema.ReadPolicyFileAtMost(fsys, name, files.lim.File); err == nil {
-				return files.Add(name, data)
-			}
+			return files.Add(name, data)
 		}
 		var refused *schema.Error
 		switch {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -37,5 +38,29 @@ func TestReadFSLinkOutOfRootOverLimit(t *testing.T) {
 	var ce *source.ContentError
 	if !errors.As(err, &ce) || ce.Path != "big.json" || !strings.Contains(ce.Err.Error(), "leads outside the policy root") || strings.Contains(err.Error(), "1000") {
 		t.Fatalf("err = %v, want big.json refused as a link out of the root, its target's size untold", err)
+	}
+}
+
+// BenchmarkReadFS reads a policy root of 2,000 small files in 20
+// directories, as the directory source does on every fetch.
+func BenchmarkReadFS(b *testing.B) {
+	root := b.TempDir()
+	for d := range 20 {
+		dir := filepath.Join(root, "d"+strconv.Itoa(d))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for f := range 100 {
+			if err := os.WriteFile(filepath.Join(dir, "f"+strconv.Itoa(f)+".json"), []byte(`{"groups": {}}`), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	fsys := os.DirFS(root)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := source.ReadFS(context.Background(), fsys, source.Limits{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
