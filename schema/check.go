@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/charter-policy/charter/schema/match"
+	"github.com/charter-policy/charter/schema/quote"
 )
 
 // Check runs the checks of SPEC section 3.1 that the schema cannot express:
@@ -57,7 +58,7 @@ type brokenUnits struct {
 // that all lacks, or "" when a unit with errors declares it (its own error
 // is reported instead).
 func (c *checker) unresolved(kind, id, hint string) string {
-	msg := fmt.Sprintf("%s %q does not exist", kind, id)
+	msg := fmt.Sprintf("%s %s does not exist", kind, quote.String(id))
 	b := c.broken
 	if b == nil {
 		return msg + hint
@@ -161,7 +162,7 @@ func (c *checker) fail(pos Pos, p *fieldPath, format string, args ...any) {
 // entityID checks an entity's key against #ID.
 func (c *checker) entityID(pos Pos, p *fieldPath, id string) {
 	if c.local && !isID(id) {
-		c.fail(pos, p, "invalid ID %q: want a letter or digit, then up to 127 of letters, digits and _.:@-", id)
+		c.fail(pos, p, "invalid ID %s: want a letter or digit, then up to 127 of letters, digits and _.:@-", quote.String(id))
 	}
 }
 
@@ -243,7 +244,7 @@ func crossRefs[T any](c *checker, pos Pos, p *fieldPath, kind string, ids []stri
 func missingRefs[T any](c *checker, pos Pos, p *fieldPath, kind, where string, ids []string, m map[string]T) {
 	for j, id := range ids {
 		if _, ok := m[id]; !ok {
-			c.fail(pos, p.elem(j), "%s %q does not exist%s%s", kind, id, where, suggest(id, m))
+			c.fail(pos, p.elem(j), "%s %s does not exist%s%s", kind, quote.String(id), where, suggest(id, m))
 		}
 	}
 }
@@ -252,7 +253,7 @@ func missingRefs[T any](c *checker, pos Pos, p *fieldPath, kind, where string, i
 func (c *checker) scopeRefs(pos Pos, p *fieldPath, scopes []string, declared map[string]bool, s *ResourceServer) {
 	for j, sc := range scopes {
 		if !declared[sc] {
-			c.fail(pos, p.elem(j), "scope %q is not among the scopes of resource server %q (%s)", sc, s.ID, strings.Join(s.Scopes, ", "))
+			c.fail(pos, p.elem(j), "scope %s is not among the scopes of resource server %s (%s)", quote.String(sc), quote.String(s.ID), listCut(s.Scopes))
 		}
 	}
 }
@@ -288,10 +289,10 @@ func (c *checker) server(s *ResourceServer) {
 		pol := s.Policies[id]
 		pp := p.field("policies").field(id)
 		c.entityID(pol.Pos, pp, id)
-		missingRefs(c, pol.Pos, pp.field("policies"), "policy", fmt.Sprintf(" in resource server %q", s.ID), pol.Policies, s.Policies)
+		missingRefs(c, pol.Pos, pp.field("policies"), "policy", " in resource server "+quote.String(s.ID), pol.Policies, s.Policies)
 		if pol.Type == PolicyTime {
 			if _, err := time.LoadLocation(pol.Timezone); err != nil || pol.Timezone == "" || pol.Timezone == "Local" {
-				c.fail(pol.Pos, pp.field("timezone"), "unknown time zone %q: want an IANA name such as \"Europe/Berlin\" or \"UTC\"", pol.Timezone)
+				c.fail(pol.Pos, pp.field("timezone"), "unknown time zone %s: want an IANA name such as \"Europe/Berlin\" or \"UTC\"", quote.String(pol.Timezone))
 			}
 			if pol.NotBefore != nil && pol.NotOnOrAfter != nil && !pol.NotBefore.Before(*pol.NotOnOrAfter) {
 				c.fail(pol.Pos, pp.field("notOnOrAfter"), "must be later than notBefore, or the policy never grants")
@@ -305,12 +306,12 @@ func (c *checker) server(s *ResourceServer) {
 		pp := p.field("permissions").field(id)
 		c.entityID(perm.Pos, pp, id)
 		if other, dup := names[perm.Name]; dup {
-			c.fail(perm.Pos, pp.field("name"), "permission name %q is already used by permission %q of resource server %q: names are unique within a server", perm.Name, other, s.ID)
+			c.fail(perm.Pos, pp.field("name"), "permission name %s is already used by permission %s of resource server %s: names are unique within a server", quote.String(perm.Name), quote.String(other), quote.String(s.ID))
 		} else {
 			names[perm.Name] = id
 		}
 		c.scopeRefs(perm.Pos, pp.field("scopes"), perm.Scopes, scopes, s)
-		where := fmt.Sprintf(" in resource server %q", s.ID)
+		where := " in resource server " + quote.String(s.ID)
 		missingRefs(c, perm.Pos, pp.field("resources"), "resource", where, perm.Resources, s.Resources)
 		missingRefs(c, perm.Pos, pp.field("policies"), "policy", where, perm.Policies, s.Policies)
 		switch perm.Type {
@@ -345,7 +346,7 @@ func (c *checker) cycles(s *ResourceServer, p *fieldPath) {
 			i := slices.Index(stack, id)
 			cycle := append(slices.Clone(stack[i:]), id)
 			first := s.Policies[cycle[0]]
-			c.fail(first.Pos, p.field("policies").field(cycle[0]).field("policies"), "aggregate policies form a cycle: %s", strings.Join(cycle, " -> "))
+			c.fail(first.Pos, p.field("policies").field(cycle[0]).field("policies"), "aggregate policies form a cycle: %s", joinCut(cycle, " -> "))
 			return
 		}
 		state[id] = active
@@ -428,7 +429,7 @@ func suggest[T any](s string, m map[string]T) string {
 	if best == "" {
 		return ""
 	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return fmt.Sprintf(" (did you mean %s?)", quote.String(best))
 }
 
 // editDistance is the Levenshtein distance of a and b, or limit when it is at least limit.
@@ -453,4 +454,25 @@ func editDistance(a, b string, limit int) int {
 		prev, cur = cur, prev
 	}
 	return min(prev[len(b)], limit)
+}
+
+// maxListed bounds how many of a user's names one message lists.
+const maxListed = 10
+
+// listCut lists names for a message, each cut (quote.Cut), at most
+// maxListed of them and then how many more there are.
+func listCut(names []string) string {
+	if len(names) <= maxListed {
+		return joinCut(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", joinCut(names[:maxListed], ", "), len(names)-maxListed)
+}
+
+// joinCut joins names, each cut (quote.Cut), with sep.
+func joinCut(names []string, sep string) string {
+	cut := make([]string, len(names))
+	for i, n := range names {
+		cut[i] = quote.Cut(n)
+	}
+	return strings.Join(cut, sep)
 }

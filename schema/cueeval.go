@@ -6,14 +6,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/cuecontext"
 	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/literal"
 	"cuelang.org/go/cue/parser"
 	"cuelang.org/go/cue/token"
+
+	"github.com/charter-policy/charter/schema/quote"
 )
 
 // sourceFile is one file of a policy directory, named relative to the policy root.
@@ -57,18 +61,18 @@ func evalCUE(dir string, files []sourceFile) (p *PolicySet, errs Errors, declare
 	inst := build.NewContext().NewInstance(dir, nil)
 	for _, af := range syntax {
 		if err := inst.AddSyntax(af); err != nil {
-			return nil, fromCUEErrors(cue.Value{}, err), nil
+			return nil, evalFailed(fromCUEErrors(cue.Value{}, err), files, err), nil
 		}
 	}
 	raw := ctx.BuildInstance(inst)
 	if err := raw.Err(); err != nil {
-		return nil, fromCUEErrors(raw, err), nil
+		return nil, evalFailed(fromCUEErrors(raw, err), files, err), nil
 	}
 	unified := def.Unify(raw)
 	if err := unified.Validate(cue.Concrete(true)); err != nil {
 		errs := fromCUEErrors(raw, validateAll(unified, err)...)
 		errs = slices.DeleteFunc(errs, func(e *Error) bool { return inUnknownVariant(e.labels, raw) })
-		return nil, belowNotAllowed(append(errs, notAllowed(raw, errs)...)), declaredInCUE(raw)
+		return nil, evalFailed(belowNotAllowed(append(errs, notAllowed(raw, errs)...)), files, err), declaredInCUE(raw)
 	}
 	tree := cueNode(raw, unified, nil, Pos{File: files[0].name, Line: 1, Col: 1})
 	p, errs = decodePolicy(tree)
@@ -162,7 +166,7 @@ func notAllowed(raw cue.Value, errs Errors) Errors {
 				if s.kind == shapeStruct {
 					f := s.field(it.Selector().Unquoted())
 					if f == nil {
-						if p := strings.Join(child, "."); !reported[p] {
+						if p := cuePath(child); !reported[p] {
 							out = append(out, &Error{Pos: userPos(nil, child, raw), Path: p,
 								Message: fmt.Sprintf("field not allowed (allowed: %s)", s.names)})
 						}
@@ -220,8 +224,8 @@ func checkPackages(files []*ast.File) Errors {
 			if pkg := f.Preamble(); len(pkg) > 0 {
 				pos = fromToken(pkg[0].Pos())
 			}
-			return Errors{{Pos: pos, Message: fmt.Sprintf("package %q differs from package %q of %s: the CUE files of one directory share one package clause (or have none)",
-				f.PackageName(), first.PackageName(), first.Filename)}}
+			return Errors{{Pos: pos, Message: fmt.Sprintf("package %s differs from package %s of %s: the CUE files of one directory share one package clause (or have none)",
+				quote.String(f.PackageName()), quote.String(first.PackageName()), first.Filename)}}
 		}
 	}
 	return nil
@@ -300,19 +304,18 @@ func fromCUEErrors(raw cue.Value, errs ...error) Errors {
 		if len(labels) > 0 && labels[0] == "#Charter" {
 			labels = labels[1:]
 		}
-		if len(labels) > 0 && strings.HasPrefix(labels[0], "#") {
+		if len(labels) > 0 && strings.HasPrefix(labels[0], "#") && !inUserFile(e) {
 			continue // a schema definition on its own, reached while descending: its use is reported too
 		}
-		p := strings.Join(labels, ".")
-		format, args := e.Msg()
-		msg := fmt.Sprintf(format, args...)
+		p := cuePath(labels)
+		msg := cueMessage(e.Msg())
 		if strings.Contains(msg, "errors in empty disjunction") {
 			disjunctions[p] = labels
 			continue
 		}
 		if incompleteValue.MatchString(msg) {
 			if missing := missingField(labels, raw); missing != nil {
-				labels, p, msg = missing, strings.Join(missing, "."), "field is required"
+				labels, p, msg = missing, cuePath(missing), "field is required"
 			}
 		}
 		if strings.HasPrefix(msg, "unresolved disjunction ") && lacksDiscriminator(labels, raw) {
@@ -321,6 +324,34 @@ func fromCUEErrors(raw cue.Value, errs ...error) Errors {
 		out = append(out, &Error{Pos: userPos(e, labels, raw), Path: p, Message: friendlier(msg, labels, raw), labels: labels})
 	}
 	return mergeDisjunctions(out, disjunctions, raw)
+}
+
+// inUserFile reports whether e has a position in a user's file.
+func inUserFile(e cueerrors.Error) bool {
+	for _, tp := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
+		if p := fromToken(tp); p.File != "" && p.File != SchemaFile {
+			return true
+		}
+	}
+	return false
+}
+
+// evalFailed returns errs, the errors of a unit that did not evaluate, or,
+// when every error CUE reported was dropped as one that another error
+// says, the first of them as CUE has it: a unit that failed never passes
+// as one without errors (and without a policy).
+func evalFailed(errs Errors, files []sourceFile, err error) Errors {
+	if len(errs) > 0 {
+		return errs
+	}
+	pos, path, msg := Pos{File: files[0].name, Line: 1}, "", "the CUE files did not evaluate"
+	if list := cueerrors.Errors(err); len(list) > 0 {
+		if p := userPos(list[0], nil, cue.Value{}); p.File != "" && p.File != SchemaFile {
+			pos = p
+		}
+		path, msg = cuePath(list[0].Path()), cueMessage(list[0].Msg())
+	}
+	return Errors{{Pos: pos, Path: path, Message: msg}}
 }
 
 // lacksDiscriminator reports whether labels name a discriminated struct
@@ -389,8 +420,8 @@ func friendlier(msg string, labels []string, raw cue.Value) string {
 		if k := v.IncompleteKind().String(); k == want || k == "int" && want == "number" {
 			got, want = want, got
 		}
-		if w, ok := wantKind[want]; ok && v.Exists() {
-			return fmt.Sprintf("must be %s, got %s", w, describeCUE(v, got))
+		if w, ok := wantKind[want]; ok && v.Exists() && v.Err() == nil {
+			return fmt.Sprintf("must be %s, got %s", w, describeCUE(v, got, want))
 		}
 	case msg == "field not allowed":
 		if allowed := allowedAt(labels, raw); allowed != "" {
@@ -400,17 +431,63 @@ func friendlier(msg string, labels []string, raw cue.Value) string {
 	return msg
 }
 
-// describeCUE renders a user's value for an error message the way node.describe does.
-func describeCUE(v cue.Value, kind string) string {
-	switch kind {
-	case "string", "int", "float", "number", "bool", "null":
-		s := fmt.Sprint(v)
-		if len(s) > 62 {
-			s = s[:59] + "...\""
-		}
-		return s
+// describeCUE describes a user's value of kind got where the schema wants
+// kind want, as node.typeOf does: by its type, except for a number where a
+// number of another kind is wanted (1.5 for an hour), which is shown, cut.
+func describeCUE(v cue.Value, got, want string) string {
+	numeric := func(k string) bool { return k == "int" || k == "float" || k == "number" }
+	if numeric(got) && numeric(want) && v.IsConcrete() {
+		return quote.Cut(fmt.Sprint(v))
 	}
-	return "a " + kind
+	return describeKind(got)
+}
+
+// cueMessage formats the message of a CUE error, each argument cut
+// (cueArg): CUE passes the values it reports, the user's among them, as
+// arguments of the message. The message is then cut token by token, for a
+// value that a message carries in its format.
+func cueMessage(format string, args []any) string {
+	cut := make([]any, len(args))
+	for i, a := range args {
+		cut[i] = cueArg(a)
+	}
+	return quote.Tokens(fmt.Sprintf(format, cut...)) // and in case a value is in the format after all
+}
+
+// cueArg returns an argument of a CUE message that renders in at most
+// quote.MaxRunes characters as it is, a longer string cut (for the
+// message's verb to quote or not), and any other long value rendered and
+// cut: a CUE string literal to its first characters, quoted again.
+func cueArg(a any) any {
+	switch a := a.(type) {
+	case string:
+		if utf8.RuneCountInString(a) > quote.MaxRunes {
+			return cueText(a)
+		}
+		return a
+	case bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return a
+	}
+	if s := fmt.Sprint(a); utf8.RuneCountInString(s) > quote.MaxRunes {
+		return cueText(s)
+	}
+	return a
+}
+
+// cueText cuts a value rendered in CUE syntax: a string literal to a
+// quoted string of its first characters; a constraint such as =~"^a" token
+// by token (quote.Tokens); a struct or list, which shows many values, as a
+// whole.
+func cueText(s string) string {
+	if strings.HasPrefix(s, `"`) || strings.HasPrefix(s, `'`) || strings.HasPrefix(s, `#`) {
+		if u, err := literal.Unquote(s); err == nil {
+			return quote.String(u)
+		}
+	}
+	if strings.ContainsAny(s, "{[\n") {
+		return quote.Cut(s)
+	}
+	return quote.Tokens(s)
 }
 
 // missingField returns the path of the first field along labels that the
@@ -462,18 +539,26 @@ func mergeDisjunctions(errs Errors, paths map[string][]string, raw cue.Value) Er
 			continue
 		}
 		done[e.Path] = true
-		got := "the value"
-		if raw.Exists() {
-			if v := lookup(raw, labels); v.Exists() {
-				got = fmt.Sprint(v)
-			}
-		}
 		if choices := choicesAt(labels, raw); choices != nil {
-			e.Message = fmt.Sprintf("invalid value %s (want one of %s)", got, quoteAll(choices))
+			e.Message = choiceMessage(raw, labels, choices)
 		}
 		out = append(out, e)
 	}
 	return out
+}
+
+// choiceMessage says what is wrong with the user's value at labels, which
+// must be one of choices: an unknown string is shown, cut; a value of
+// another type is described by its type, as the Go decoder says it.
+func choiceMessage(raw cue.Value, labels []string, choices []string) string {
+	v := lookup(raw, labels)
+	if !raw.Exists() || !v.IsConcrete() {
+		return "must be one of " + quoteAll(choices)
+	}
+	if s, err := v.String(); err == nil {
+		return fmt.Sprintf("invalid value %s (want one of %s)", quote.String(s), quoteAll(choices))
+	}
+	return "must be a string, got " + describeKind(v.Kind().String())
 }
 
 // allowedAt returns the fields allowed in the struct that holds the field

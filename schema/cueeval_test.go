@@ -5,6 +5,9 @@ import (
 	"errors"
 	"testing"
 	"testing/fstest"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
 )
 
 // TestCUEErrorMessages: CUE's "field not allowed" and failed
@@ -42,7 +45,19 @@ func TestCUEErrorMessages(t *testing.T) {
 			"p.cue:1:23: roles.R.permissions: must not be empty"},
 		{"a field not allowed beside another error",
 			`groups: g: {name: 1, colour: "red"}`,
-			"p.cue:1:19: groups.g.name: must be a string, got 1\np.cue:1:22: groups.g.colour: field not allowed (allowed: name, description, users, tags)"},
+			"p.cue:1:19: groups.g.name: must be a string, got a number\np.cue:1:22: groups.g.colour: field not allowed (allowed: name, description, users, tags)"},
+		// A user's own definition that does not evaluate is an error like
+		// any other (its errors were dropped as the schema's, and the unit
+		// passed with no policy: the loader crashed on it).
+		{"a definition of the user's that refers to nothing",
+			"#A000:  A0",
+			`p.cue:1:9: #A000: reference "A0" not found`},
+		{"a definition of the user's that conflicts",
+			"#A: 1\n#A: 2\n",
+			`p.cue:2:5: #A: conflicting values 2 and 1`},
+		{"a field of a definition of the user's that conflicts",
+			"roles: {}\n#A: {x: 1 & 2}\n",
+			`p.cue:2:13: #A.x: conflicting values 2 and 1`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,5 +67,23 @@ func TestCUEErrorMessages(t *testing.T) {
 				t.Errorf("err = %v\nwant %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestEvalFailedNeverEmpty: a unit whose CUE errors were all dropped (as
+// errors that another one reports) still fails with one of them.
+func TestEvalFailedNeverEmpty(t *testing.T) {
+	files := []sourceFile{{name: "p.cue"}}
+	err := cuecontext.New().CompileString("#A: B", cue.Filename(SchemaFile)).Err()
+	got := evalFailed(nil, files, err)
+	if len(got) != 1 || got.Error() != `p.cue:1: #A: reference "B" not found` {
+		t.Errorf("evalFailed = %v, want the CUE error at the unit's first file", got)
+	}
+	if got := evalFailed(nil, files, nil); len(got) != 1 || got[0].Pos.File != "p.cue" {
+		t.Errorf("evalFailed without a CUE error = %v, want an error at p.cue", got)
+	}
+	kept := Errors{{Pos: Pos{File: "p.cue", Line: 2}, Message: "m"}}
+	if got := evalFailed(kept, files, err); len(got) != 1 || got[0] != kept[0] {
+		t.Errorf("evalFailed = %v, want the errors given", got)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/charter-policy/charter/schema/quote"
 )
 
 // The Go validator: it decodes a node tree into a PolicySet fragment and
@@ -84,7 +86,7 @@ type readField func(f field, fs *fieldShape, p *fieldPath) bool
 // that the schema allows but read does not know is an error, never dropped.
 func (d *decoder) object(n *node, p *fieldPath, s *shape, read readField) bool {
 	if n.kind != kindObject {
-		d.fail(n.pos, p, "must be a struct, got %s", n.describe())
+		d.fail(n.pos, p, "must be a struct, got %s", n.typeOf())
 		return false
 	}
 	ok := true
@@ -128,7 +130,7 @@ func (d *decoder) object(n *node, p *fieldPath, s *shape, read readField) bool {
 // entities walks a struct of entities keyed by ID.
 func (d *decoder) entities(n *node, p *fieldPath, fn func(id string, f field, p *fieldPath)) {
 	if n.kind != kindObject {
-		d.fail(n.pos, p, "must be a struct of entities keyed by ID, got %s", n.describe())
+		d.fail(n.pos, p, "must be a struct of entities keyed by ID, got %s", n.typeOf())
 		return
 	}
 	seen := make(map[string]bool, len(n.fields))
@@ -145,7 +147,7 @@ func (d *decoder) entities(n *node, p *fieldPath, fn func(id string, f field, p 
 
 func (d *decoder) str(n *node, p *fieldPath) (string, bool) {
 	if n.kind != kindString {
-		d.fail(n.pos, p, "must be a string, got %s", n.describe())
+		d.fail(n.pos, p, "must be a string, got %s", n.typeOf())
 		return "", false
 	}
 	return n.str, true
@@ -182,7 +184,7 @@ func (d *decoder) description(n *node, p *fieldPath) string {
 func (d *decoder) id(n *node, p *fieldPath) string {
 	s, ok := d.str(n, p)
 	if ok && !isID(s) {
-		d.fail(n.pos, p, "invalid ID %s: want a letter or digit, then up to 127 of letters, digits and _.:@-", n.describe())
+		d.fail(n.pos, p, "invalid ID %s: want a letter or digit, then up to 127 of letters, digits and _.:@-", n.token())
 	}
 	return s
 }
@@ -190,7 +192,7 @@ func (d *decoder) id(n *node, p *fieldPath) string {
 func (d *decoder) userID(n *node, p *fieldPath) string {
 	s, ok := d.str(n, p)
 	if ok && !userIDPattern.MatchString(s) {
-		d.fail(n.pos, p, "invalid user ID %s: want 1 to 256 characters without control characters", n.describe())
+		d.fail(n.pos, p, "invalid user ID %s: want 1 to 256 characters without control characters", n.token())
 	}
 	return s
 }
@@ -203,7 +205,7 @@ func (d *decoder) enum(n *node, p *fieldPath, fs *fieldShape) string {
 func (d *decoder) choice(n *node, p *fieldPath, choices []string) string {
 	s, ok := d.str(n, p)
 	if ok && !slices.Contains(choices, s) {
-		d.fail(n.pos, p, "invalid value %s (want one of %s)", n.describe(), quoteAll(choices))
+		d.fail(n.pos, p, "invalid value %s (want one of %s)", n.token(), quoteAll(choices))
 		return ""
 	}
 	return s
@@ -211,7 +213,7 @@ func (d *decoder) choice(n *node, p *fieldPath, choices []string) string {
 
 func (d *decoder) boolean(n *node, p *fieldPath) bool {
 	if n.kind != kindBool {
-		d.fail(n.pos, p, "must be true or false, got %s", n.describe())
+		d.fail(n.pos, p, "must be true or false, got %s", n.typeOf())
 	}
 	return n.b
 }
@@ -219,7 +221,7 @@ func (d *decoder) boolean(n *node, p *fieldPath) bool {
 // list decodes a list of the shape of fs, which says whether it may be empty.
 func (d *decoder) list(n *node, p *fieldPath, fs *fieldShape) []*node {
 	if n.kind != kindArray {
-		d.fail(n.pos, p, "must be a list, got %s", n.describe())
+		d.fail(n.pos, p, "must be a list, got %s", n.typeOf())
 		return nil
 	}
 	if fs.shape.nonEmpty && len(n.items) == 0 {
@@ -248,7 +250,7 @@ func (d *decoder) plainString(n *node, p *fieldPath) string {
 
 func (d *decoder) tags(n *node, p *fieldPath) map[string]string {
 	if n.kind != kindObject {
-		d.fail(n.pos, p, "must be a struct of strings, got %s", n.describe())
+		d.fail(n.pos, p, "must be a struct of strings, got %s", n.typeOf())
 		return nil
 	}
 	tags := make(map[string]string, len(n.fields))
@@ -264,12 +266,12 @@ func (d *decoder) tags(n *node, p *fieldPath) map[string]string {
 
 func (d *decoder) hour(n *node, p *fieldPath) int {
 	if n.kind != kindNumber || strings.ContainsAny(n.str, ".eE") {
-		d.fail(n.pos, p, "must be a whole number from 0 to 23, got %s", n.describe())
+		d.fail(n.pos, p, "must be a whole number from 0 to 23, got %s", n.token()) // a number is shown, cut
 		return 0
 	}
 	var h int
 	if _, err := fmt.Sscan(n.str, &h); err != nil || h < 0 || h > 23 {
-		d.fail(n.pos, p, "must be a whole number from 0 to 23, got %s", n.str)
+		d.fail(n.pos, p, "must be a whole number from 0 to 23, got %s", quote.Cut(n.str))
 	}
 	return h
 }
@@ -281,7 +283,7 @@ func (d *decoder) time(n *node, p *fieldPath) *time.Time {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		d.fail(n.pos, p, "invalid time %s: want RFC 3339, as in \"2026-01-31T09:00:00Z\"", n.describe())
+		d.fail(n.pos, p, "invalid time %s: want RFC 3339, as in \"2026-01-31T09:00:00Z\"", n.token())
 		return nil
 	}
 	return &t
@@ -475,7 +477,7 @@ func variant(n *node, s *shape) *shape {
 func (d *decoder) authzPolicy(id string, f field, p *fieldPath) *AuthzPolicy {
 	pol := &AuthzPolicy{ID: id, Pos: f.pos}
 	if f.val.kind != kindObject {
-		d.fail(f.val.pos, p, "must be a struct, got %s", f.val.describe())
+		d.fail(f.val.pos, p, "must be a struct, got %s", f.val.typeOf())
 		return nil
 	}
 	ok := d.object(f.val, p, variant(f.val, d.sh.policy), func(f field, fs *fieldShape, p *fieldPath) bool {
@@ -533,7 +535,7 @@ func (d *decoder) authzPolicy(id string, f field, p *fieldPath) *AuthzPolicy {
 func (d *decoder) permission(id string, f field, p *fieldPath) *Permission {
 	perm := &Permission{ID: id, Pos: f.pos}
 	if f.val.kind != kindObject {
-		d.fail(f.val.pos, p, "must be a struct, got %s", f.val.describe())
+		d.fail(f.val.pos, p, "must be a struct, got %s", f.val.typeOf())
 		return nil
 	}
 	ok := d.object(f.val, p, variant(f.val, d.sh.permission), func(f field, fs *fieldShape, p *fieldPath) bool {

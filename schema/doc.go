@@ -16,7 +16,8 @@
 //
 // Subpackages: match parses and compares actions and resource URIs (SPEC
 // 2.1, 2.2); change computes the structural diff between two policy sets
-// and applies the change rules of SPEC 3.2; policygen writes generated
-// repositories for benchmarks. README.md is the language reference for
+// and applies the change rules of SPEC 3.2; quote cuts the values that
+// error messages show (SPEC 1); policygen writes generated repositories
+// for benchmarks. README.md is the language reference for
 // users.
 package schema

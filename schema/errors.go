@@ -6,9 +6,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/literal"
+
+	"github.com/charter-policy/charter/schema/quote"
 )
 
 // ErrNoPolicy is returned by Load when the policy root holds no policy file.
@@ -107,12 +110,32 @@ func (p *fieldPath) selector() string {
 }
 
 // quoteLabel renders a field label as CUE prints it in a path, so that a
-// field of a data file and the same field of a CUE file have one path.
+// field of a data file and the same field of a CUE file have one path. A
+// label is a user's identifier: it is cut to quote.MaxRunes characters.
 func quoteLabel(label string) string {
+	label = quote.Cut(label)
 	if ast.StringLabelNeedsQuoting(label) {
 		return literal.Label.Quote(label)
 	}
 	return label
+}
+
+// cuePath renders the labels of a CUE error's path as fieldPath renders
+// the same path: CUE's labels come quoted where needed, and a label longer
+// than quote.MaxRunes is cut like any other.
+func cuePath(labels []string) string {
+	parts := make([]string, len(labels))
+	for i, l := range labels {
+		if utf8.RuneCountInString(l) <= quote.MaxRunes {
+			parts[i] = l
+			continue
+		}
+		if u, err := literal.Unquote(l); err == nil {
+			l = u
+		}
+		parts[i] = quoteLabel(l)
+	}
+	return strings.Join(parts, ".")
 }
 
 // JoinPath renders labels as a CUE path: identifiers bare, other labels quoted.

@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
+	"slices"
 	"strings"
+
+	"github.com/charter-policy/charter/schema/quote"
 )
 
 // The rules of SPEC section 1 that decide which files are policy files and
@@ -83,12 +87,19 @@ const maxLinkHops = 40
 
 // ReadPolicyFile reads the policy file name (relative to the policy root
 // fsys) under the rules of SPEC section 1: only a regular file is read, or
-// a symbolic link whose target, through every link on the way, lies inside
-// the policy root and is a regular file; a file larger than MaxFileBytes is
-// refused before it is read. A file that breaks a rule is an *Error naming
-// it (a problem of the policy, not of I/O). Symbolic links are seen only
-// when fsys implements fs.ReadLinkFS, as os.DirFS does; other file systems
-// are read as they present themselves.
+// a symbolic link that leads, through every link on the way and never
+// above the root, to a regular file inside the policy root, but not inside
+// .git (git's own files, where a CI checkout keeps its credentials; other
+// hidden directories may be reached through a link, as a Kubernetes
+// ConfigMap volume's "..data" is); a file larger than MaxFileBytes is
+// refused before it is read. Links are resolved as the system resolves them, one component at a
+// time, so that "link/.." is the parent of the link's target; a link with
+// an absolute target is refused, even one that names a place inside the
+// root, because the content of a revision must not depend on where it is
+// checked out. A file that breaks a rule, and a link to nothing, is an
+// *Error naming it (a problem of the policy, not of I/O). Symbolic links
+// are seen only when fsys implements fs.ReadLinkFS, as os.DirFS does;
+// other file systems are read as they present themselves.
 func ReadPolicyFile(fsys fs.FS, name string) ([]byte, error) {
 	return ReadPolicyFileAtMost(fsys, name, MaxFileBytes)
 }
@@ -122,8 +133,12 @@ func ReadPolicyFileStat(fsys fs.FS, name string, maxBytes int64) ([]byte, string
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	if !opened.Mode().IsRegular() { // replaced since it was resolved
-		return nil, "", nil, refusal(name, "not a regular file (%s): a policy file is a regular file, or a symbolic link to one inside the policy root", fileKind(opened.Mode()))
+	// What was opened must be what was checked: a file swapped for a link
+	// or another file in between is refused. os.SameFile tells only for
+	// the information of package os (it is false for any other, even for
+	// the same value), so other file systems are not asked.
+	if !opened.Mode().IsRegular() || os.SameFile(info, info) && !os.SameFile(info, opened) {
+		return nil, "", nil, refusal(name, "file changed while it was read: read it again")
 	}
 	// As os.ReadFile: one buffer of the size Stat gave, grown only if the
 	// file grows, and never past the bound.
@@ -175,55 +190,99 @@ func refusal(name, format string, args ...any) error {
 }
 
 // badLinkError is a symbolic link that is not followed: it leads outside
-// the policy root, or through too many links.
+// the policy root, to nothing, into .git, or through too many links.
 type badLinkError struct {
 	msg string
 }
 
 func (e *badLinkError) Error() string { return e.msg }
 
-// resolveInRoot follows the symbolic links of name, component by component,
-// and returns the name of what it leads to, inside the root, with its
-// Lstat information; a link that is not followed is a *badLinkError.
+// resolveInRoot follows the symbolic links of name as the system does, one
+// component at a time: a link's target takes the link's place, and ".."
+// leaves the directory resolved so far, which is free of links. It returns
+// the name of what name leads to, inside the root, with its Lstat
+// information; a link that is not followed is a *badLinkError.
 func resolveInRoot(fsys fs.FS, name string) (string, fs.FileInfo, error) {
 	if _, ok := fsys.(fs.ReadLinkFS); !ok {
 		info, err := fs.Stat(fsys, name)
 		return name, info, err
 	}
 	hops := 0
-	done := "."                      // the resolved part, free of links
+	target := ""                     // the target of the last link followed
+	done := ""                       // the components resolved, free of links
+	var ends []int                   // where each component of done starts, for ".."
+	var last fs.FileInfo             // done's information, when it was looked up last
 	rest := strings.Split(name, "/") // the components still to walk
 	for len(rest) > 0 {
-		next := path.Join(done, rest[0])
+		c := rest[0]
 		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(ends) == 0 && hops == 0 {
+				return "", nil, &badLinkError{fmt.Sprintf("%s leads outside the policy root", quote.String(name))}
+			}
+			if len(ends) == 0 {
+				return "", nil, outsideRoot(target)
+			}
+			done, ends, last = done[:max(ends[len(ends)-1]-1, 0)], ends[:len(ends)-1], nil
+			continue
+		}
+		next := c
+		if done != "" {
+			next = done + "/" + c
+		}
 		info, err := fs.Lstat(fsys, next)
 		if err != nil {
+			if hops > 0 && errors.Is(err, fs.ErrNotExist) {
+				return "", nil, toNothing(target)
+			}
 			return "", nil, err
 		}
 		if info.Mode()&fs.ModeSymlink == 0 {
-			done = next
-			if len(rest) == 0 {
-				return done, info, nil
+			if len(rest) > 0 && !info.IsDir() {
+				if hops > 0 {
+					return "", nil, toNothing(target) // a file in the middle of a path
+				}
+				return "", nil, &fs.PathError{Op: "lstat", Path: next + "/" + path.Join(rest...), Err: fs.ErrNotExist}
 			}
+			ends = append(ends, len(next)-len(c))
+			done, last = next, info
 			continue
 		}
 		if hops++; hops > maxLinkHops {
 			return "", nil, &badLinkError{fmt.Sprintf("more than %d symbolic links to follow (a loop?)", maxLinkHops)}
 		}
-		target, err := fs.ReadLink(fsys, next)
-		if err != nil {
+		if target, err = fs.ReadLink(fsys, next); err != nil {
 			return "", nil, err
 		}
-		joined := path.Join(done, target)
-		if path.IsAbs(target) || strings.HasPrefix(target, `\`) || len(target) > 1 && target[1] == ':' ||
-			joined == ".." || strings.HasPrefix(joined, "../") {
-			return "", nil, &badLinkError{fmt.Sprintf("symbolic link to %q leads outside the policy root: only links to files inside it are followed", target)}
+		if path.IsAbs(target) || strings.HasPrefix(target, `\`) || len(target) > 1 && target[1] == ':' {
+			return "", nil, outsideRoot(target)
 		}
-		done = "."
-		rest = append(strings.Split(joined, "/"), rest...)
+		rest = append(strings.Split(target, "/"), rest...)
 	}
-	info, err := fs.Lstat(fsys, done)
-	return done, info, err
+	if hops > 0 && slices.Contains(strings.Split(done, "/"), ".git") {
+		return "", nil, &badLinkError{fmt.Sprintf("symbolic link to %s leads into .git, whose files are never policy (and may hold credentials)", quote.String(target))}
+	}
+	if done == "" {
+		done = "."
+	}
+	if last == nil {
+		var err error
+		if last, err = fs.Lstat(fsys, done); err != nil {
+			return "", nil, err
+		}
+	}
+	return done, last, nil
+}
+
+func outsideRoot(target string) error {
+	return &badLinkError{fmt.Sprintf("symbolic link to %s leads outside the policy root: only links to files inside it are followed", quote.String(target))}
+}
+
+func toNothing(target string) error {
+	return &badLinkError{fmt.Sprintf("symbolic link to nothing: %s names no file inside the policy root", quote.String(target))}
 }
 
 // fileKind names the type of a file that is not regular.

@@ -3,6 +3,7 @@ package schema
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,7 +26,7 @@ func TestReadPolicyFile(t *testing.T) {
 	}
 	root := t.TempDir()
 	const group = `{"groups": {"g": {"name": "G"}}}`
-	files := map[string]string{"a.json": group, "sub/b.json": group}
+	files := map[string]string{"a.json": group, "sub/b.json": group, "sub/deep/x": "", ".git/config": group, "..data/c.json": group}
 	links := map[string]string{
 		"in.json":         "a.json",
 		"sub/up.json":     "../a.json",
@@ -37,6 +38,20 @@ func TestReadPolicyFile(t *testing.T) {
 		"loop2.json":      "loop1.json",
 		"dir.json":        "sub",
 		"sub/dotdot.json": "../../x.json",
+		// ".." after a link leaves the link's target, as the system has it
+		"deeplink":             "sub/deep",
+		"afterlink.json":       "deeplink/../b.json",
+		"outlink":              "../" + filepath.Base(outside),
+		"afteroutlink.json":    "outlink/../" + filepath.Base(outside) + "/secret.json",
+		"dangling.json":        "nowhere.json",
+		"throughfile.json":     "a.json/b.json",
+		"missingparent.json":   "nowhere/..",
+		"git.json":             ".git/config",
+		"gitthrough.json":      "sub/../.git/config",
+		"configmap.json":       "..data/c.json",
+		"sub/rootlink.json":    "..",
+		"selfloop":             "selfloop/x",
+		"throughselfloop.json": "selfloop/a.json",
 	}
 	for name, data := range files {
 		p := filepath.Join(root, name)
@@ -74,6 +89,16 @@ func TestReadPolicyFile(t *testing.T) {
 		{"dir.json", "not a regular file (a directory)"},
 		{"sub/dotdot.json", "leads outside the policy root"},
 		{"pipe.json", "not a regular file (a named pipe)"},
+		{"afterlink.json", ""}, // sub/deep/.. is sub: sub/b.json, not b.json
+		{"afteroutlink.json", "leads outside the policy root"},
+		{"dangling.json", "symbolic link to nothing"},
+		{"throughfile.json", "symbolic link to nothing"},
+		{"missingparent.json", "symbolic link to nothing"},
+		{"git.json", "leads into .git"},
+		{"gitthrough.json", "leads into .git"},
+		{"configmap.json", ""},
+		{"sub/rootlink.json", "not a regular file (a directory)"},
+		{"throughselfloop.json", "symbolic links to follow (a loop?)"},
 	}
 	for _, tc := range tests {
 		data, err := ReadPolicyFile(fsys, tc.name)
@@ -103,9 +128,10 @@ func TestReadPolicyFileSize(t *testing.T) {
 	}
 }
 
-// TestLoadRefusesWhatItMustNotRead: the loader reports a named pipe and a
-// link out of the root as errors (it skipped the one and followed the
-// other), beside the errors of the other files, and never reads them.
+// TestLoadRefusesWhatItMustNotRead: the loader reports a named pipe, a
+// link out of the root and a link to nothing as errors, beside the errors
+// of the other files (not as a failure to read the root), and never reads
+// them.
 func TestLoadRefusesWhatItMustNotRead(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("symbolic links and named pipes")
@@ -124,17 +150,57 @@ func TestLoadRefusesWhatItMustNotRead(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(root, "records.cue"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink("nowhere.yaml", filepath.Join(root, "tests.yaml")); err != nil {
+		t.Fatal(err)
+	}
 	_, err := NewLoader().Load(context.Background(), os.DirFS(root))
 	var errs Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("err = %v, want Errors", err)
 	}
 	want := []string{
-		"groups.json:1:27: groups.g.name: must be a string, got 1",
+		"groups.json:1:27: groups.g.name: must be a string, got a number",
 		"records.cue:1: not a regular file (a named pipe): a policy file is a regular file, or a symbolic link to one inside the policy root",
 		`roles.json:1: symbolic link to "` + filepath.Join(outside, "roles.json") + `" leads outside the policy root: only links to files inside it are followed`,
+		`tests.yaml:1: symbolic link to nothing: "nowhere.yaml" names no file inside the policy root`,
 	}
 	if got := strings.Split(errs.Error(), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant:\n%s", errs, strings.Join(want, "\n"))
+	}
+}
+
+// swappedFS is a directory whose file name is replaced by another between
+// the check and the open, as a concurrent writer could do.
+type swappedFS struct {
+	dir        fs.FS
+	name, with string
+}
+
+func (s swappedFS) Open(name string) (fs.File, error) {
+	if name == s.name {
+		name = s.with
+	}
+	return s.dir.Open(name)
+}
+func (s swappedFS) ReadLink(name string) (string, error)   { return fs.ReadLink(s.dir, name) }
+func (s swappedFS) Lstat(name string) (fs.FileInfo, error) { return fs.Lstat(s.dir, name) }
+
+// TestReadPolicyFileSwapped: what is opened must be the file that was
+// checked; another one (a link swapped in, a pipe) is refused.
+func TestReadPolicyFileSwapped(t *testing.T) {
+	root := t.TempDir()
+	for name, data := range map[string]string{"a.json": `{}`, "b.json": `{"roles": {}}`} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsys := swappedFS{dir: os.DirFS(root), name: "a.json", with: "b.json"}
+	if data, err := ReadPolicyFile(fsys, "b.json"); err != nil || string(data) != `{"roles": {}}` {
+		t.Fatalf("b.json: %q, %v", data, err)
+	}
+	data, err := ReadPolicyFile(fsys, "a.json")
+	var e *Error
+	if !errors.As(err, &e) || !strings.Contains(e.Message, "changed while it was read") {
+		t.Fatalf("a.json swapped for b.json: %q, %v; want it refused", data, err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/charter-policy/charter/schema/quote"
 )
 
 // FuzzDataFile feeds arbitrary bytes to the JSON and YAML data-file paths of
@@ -45,4 +47,56 @@ func TestYAMLAliasBomb(t *testing.T) {
 	if err == nil || !strings.Contains(err.Message, "too many values") {
 		t.Fatalf("err = %v, want the expansion refused", err)
 	}
+}
+
+// fuzzSecret is what FuzzNoMessageQuotesContent plants: 200 characters
+// that no message may show 65 of in a row.
+var fuzzSecret = strings.Repeat("k9Qz", 50)
+
+// FuzzNoMessageQuotesContent plants fuzzSecret wherever the input holds
+// "@" and loads the result as a JSON, a YAML and a CUE file: whatever the
+// input, no error shows more than quote.MaxRunes characters of the secret.
+// fuzzSecret repeats a 4-character unit, so that every piece of it longer
+// than 64 characters is one of four strings.
+func FuzzNoMessageQuotesContent(f *testing.F) {
+	for _, seed := range []string{
+		`{"roles": {"R": {"name": "@", "permissions": [{"action": "a"}]}}}`,
+		`{"roles": {"R": {"name": "R", "permissions": "@"}}}`,
+		`{"roles": {"@": {"name": "R", "permissions": [{"action": "@*"}]}}}`,
+		`{"tests": {"t": {"user": "ann", "resource": "d/1", "action": "a", "expect": "@"}}}`,
+		`{"records": {"r": {"name": "R", "users": ["ann"], "statements": [{"roles": ["@"], "resources": ["@//x"]}]}}}`,
+		`{"roles": {"@" 1}}`,
+		"roles: *@\n",
+		"roles: !!bool @\n",
+		"roles: R: name: \"@\"\nroles: R: name: \"x@\"\n",
+		"roles: R: name: =~\"^@$\"\n",
+		"import \"@\"\n",
+		"roles: R: name: x@\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		if len(doc) > 4096 {
+			return
+		}
+		data := []byte(strings.ReplaceAll(doc, "@", fuzzSecret))
+		for _, name := range []string{"fuzz.json", "fuzz.yaml", "fuzz.cue"} {
+			u := &unit{key: "file:" + name, dir: ".", files: []sourceFile{{name: name, data: data}}}
+			if name == "fuzz.cue" {
+				u.key = "dir:."
+			}
+			r := evalUnit(u)
+			errs := r.errs
+			if r.policy != nil && len(errs) == 0 {
+				errs = checkRefs(r.policy, r.policy)
+			}
+			for _, e := range errs {
+				for i := range 4 {
+					if piece := fuzzSecret[i : i+quote.MaxRunes+1]; strings.Contains(e.Error(), piece) {
+						t.Fatalf("%s: the error shows more than %d characters of the secret:\n%v", name, quote.MaxRunes, e)
+					}
+				}
+			}
+		}
+	})
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/charter-policy/charter/schema/quote"
 )
 
 // maxDepth bounds the nesting of data files; the schema needs seven levels.
@@ -127,7 +129,7 @@ func (p *jsonParser) object(pos Pos, depth int) (*node, *Error) {
 		}
 		p.skipSpace()
 		if p.off >= len(p.src) || p.src[p.off] != ':' {
-			return nil, p.errorf("expected ':' after field name %q", key)
+			return nil, p.errorf("expected ':' after field name %s", quote.String(key))
 		}
 		p.off++
 		p.skipSpace()

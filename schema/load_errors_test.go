@@ -29,7 +29,7 @@ func TestLoadReportsAllErrors(t *testing.T) {
 				"b/records.json": record("Edtor"),
 			},
 			want: []string{
-				"a/roles.cue:2:23: roles.Viewer.name: must be a string, got 7",
+				"a/roles.cue:2:23: roles.Viewer.name: must be a string, got a number",
 				`b/records.json:1:68: records.r1.statements.0.roles.0: role "Edtor" does not exist (did you mean "Editor"?)`,
 			},
 		},
@@ -40,7 +40,7 @@ func TestLoadReportsAllErrors(t *testing.T) {
 				"records.json": record("Editor"),
 			},
 			want: []string{
-				`roles.cue:1:76: roles.Editor.permissions.0.grant: must be true or false, got "yes"`,
+				`roles.cue:1:76: roles.Editor.permissions.0.grant: must be true or false, got a string`,
 			},
 		},
 		{
@@ -74,7 +74,7 @@ func TestLoadReportsAllErrors(t *testing.T) {
 			},
 			want: []string{
 				`records.json:2:57: records.r1.statements.0.roles.0: role "Editr" does not exist (did you mean "Editor"?)`,
-				"records.json:3:18: records.r2.name: must be a string, got 2",
+				"records.json:3:18: records.r2.name: must be a string, got a number",
 			},
 		},
 		{

@@ -1,9 +1,6 @@
 package schema
 
-import (
-	"fmt"
-	"strconv"
-)
+import "github.com/charter-policy/charter/schema/quote"
 
 // kind is the type of a node of a decoded data tree.
 type kind uint8
@@ -40,21 +37,39 @@ type field struct {
 	val *node
 }
 
-// describe renders a scalar for an error message.
-func (n *node) describe() string {
+// typeOf describes a value of the wrong type by its type, for "must be a
+// list, got a string": the value itself is never shown (SPEC section 1).
+func (n *node) typeOf() string { return describeKind(n.kind.String()) }
+
+// token renders a scalar of the right type whose value is wrong (an
+// unknown choice, a malformed ID or time) for an error message, cut to
+// quote.MaxRunes characters; other values are described by their type.
+func (n *node) token() string {
 	switch n.kind {
 	case kindString:
-		s := n.str
-		if len(s) > 60 {
-			s = s[:57] + "..."
-		}
-		return strconv.Quote(s)
+		return quote.String(n.str)
 	case kindNumber:
-		return n.str
-	case kindBool:
-		return strconv.FormatBool(n.b)
-	case kindNull:
-		return "null"
+		return quote.Cut(n.str)
 	}
-	return fmt.Sprintf("a %s", n.kind)
+	return n.typeOf()
+}
+
+// describeKind says what a value of a kind is, by the kind's name in the
+// Go decoder (kind.String) or in CUE (cue.Kind.String).
+func describeKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "int", "float", "number":
+		return "a number"
+	case "bool":
+		return "a boolean"
+	case "null":
+		return "null"
+	case "list":
+		return "a list"
+	case "struct":
+		return "a struct"
+	}
+	return "a value of kind " + quote.Cut(k)
 }

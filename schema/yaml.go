@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/charter-policy/charter/schema/quote"
 )
 
 // yamlNodeBudget bounds the nodes a YAML file may expand to through
@@ -45,7 +47,7 @@ func yamlError(file string, err error) *Error {
 	if !errors.As(err, &te) {
 		fmt.Sscanf(err.Error(), "yaml: line %d:", &line)
 	}
-	return &Error{Pos: Pos{File: file, Line: line, Col: 1}, Message: "invalid YAML: " + err.Error()}
+	return &Error{Pos: Pos{File: file, Line: line, Col: 1}, Message: "invalid YAML: " + quote.Tokens(err.Error())}
 }
 
 func fromYAML(file string, y *yaml.Node, depth int, budget *int) (*node, *Error) {
@@ -90,7 +92,7 @@ func fromYAML(file string, y *yaml.Node, depth int, budget *int) (*node, *Error)
 	case "!!bool":
 		var b bool
 		if err := y.Decode(&b); err != nil {
-			return nil, &Error{Pos: pos, Message: "invalid YAML: " + err.Error()}
+			return nil, &Error{Pos: pos, Message: "invalid YAML: a value tagged !!bool must be true or false, got " + quote.String(y.Value)}
 		}
 		return &node{kind: kindBool, b: b, pos: pos}, nil
 	case "!!int", "!!float":

@@ -136,9 +136,9 @@ func (f *Files) computeDigest() Digest {
 // ReadFS collects the policy files of fsys (schema.WalkPolicyFiles) into
 // memory, each read through schema's one rule of what may be read (a regular
 // file, or a symbolic link to one inside the root, its size checked against
-// lim before it is read). A file that breaks the rule, or a symbolic link to
-// nothing, is a *ContentError naming it; a file removed while the tree is
-// walked is skipped, as removed. It honours ctx.
+// lim before it is read). A file that breaks the rule, a symbolic link to
+// nothing among them, is a *ContentError naming it; a file removed while
+// the tree is walked is skipped, as removed. It honours ctx.
 func ReadFS(ctx context.Context, fsys fs.FS, lim Limits) (*Files, error) {
 	var r Rescan
 	return r.ReadFS(ctx, fsys, lim)

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/charter-policy/charter/schema"
+	"github.com/charter-policy/charter/schema/quote"
 )
 
 // Check applies the rules of SPEC section 3.2 that hold for every
@@ -36,13 +37,14 @@ func Check(base, head *schema.PolicySet) schema.Errors {
 			if old, ok := servers[sid]; ok {
 				if old.Type != p.Type {
 					errs = append(errs, &schema.Error{Pos: p.Pos, Path: path + ".type",
-						Message: fmt.Sprintf("a permission's type cannot change (it was %q at %s): create a new permission instead", old.Type, old.Pos.Short())})
+						Message: fmt.Sprintf("a permission's type cannot change (it was %s at %s): create a new permission instead", quote.String(old.Type), old.Pos.Short())})
 				}
 				continue
 			}
 			for _, other := range slices.Sorted(maps.Keys(servers)) {
 				errs = append(errs, &schema.Error{Pos: p.Pos, Path: path,
-					Message: fmt.Sprintf("permission %q cannot move from resource server %q (%s) to %q: create a new permission with another ID instead", pid, other, servers[other].Pos.Short(), sid)})
+					Message: fmt.Sprintf("permission %s cannot move from resource server %s (%s) to %s: create a new permission with another ID instead",
+						quote.String(pid), quote.String(other), servers[other].Pos.Short(), quote.String(sid))})
 				break
 			}
 		}

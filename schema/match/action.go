@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/charter-policy/charter/schema/quote"
 )
 
 // MaxLen bounds the length of an action or a resource URI in bytes.
@@ -21,7 +23,7 @@ func ParseAction(s string) (string, error) {
 		return "", err
 	}
 	if strings.IndexByte(s, '*') >= 0 {
-		return "", fmt.Errorf("action %q: %w", s, ErrWildcardAction)
+		return "", fmt.Errorf("action %s: %w", quote.String(s), ErrWildcardAction)
 	}
 	return lowerChecked(s)
 }
@@ -56,7 +58,7 @@ func ParseActionPattern(s string) (ActionPattern, error) {
 	}
 	body := strings.TrimSuffix(s, ":*")
 	if strings.IndexByte(body, '*') >= 0 {
-		return ActionPattern{}, fmt.Errorf("action %q: a \"*\" may only stand as the whole last segment, as in \"documents:*\" or \"*\"", s)
+		return ActionPattern{}, fmt.Errorf("action %s: a \"*\" may only stand as the whole last segment, as in \"documents:*\" or \"*\"", quote.String(s))
 	}
 	prefix, err := lowerChecked(body)
 	if err != nil {
@@ -112,16 +114,16 @@ func checkSegments(s string, sep byte, what string) error {
 		return fmt.Errorf("%s is longer than %d bytes", what, MaxLen)
 	}
 	if !utf8.ValidString(s) {
-		return fmt.Errorf("%s %q is not valid UTF-8", what, s)
+		return fmt.Errorf("%s %s is not valid UTF-8", what, quote.String(s))
 	}
 	start := 0
 	for i := 0; i <= len(s); i++ {
 		if i < len(s) && s[i] < 0x20 {
-			return fmt.Errorf("%s %q holds a control character", what, s)
+			return fmt.Errorf("%s %s holds a control character", what, quote.String(s))
 		}
 		if i == len(s) || s[i] == sep {
 			if i == start {
-				return fmt.Errorf("%s %q has an empty segment", what, s)
+				return fmt.Errorf("%s %s has an empty segment", what, quote.String(s))
 			}
 			start = i + 1
 		}

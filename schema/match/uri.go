@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/charter-policy/charter/schema/quote"
 )
 
 // ErrWildcardURI is returned by ParseURI for a resource URI with a "*" segment.
@@ -19,7 +21,7 @@ func ParseURI(s string) (string, error) {
 		return "", err
 	}
 	if hasStarSegment(u) {
-		return "", fmt.Errorf("resource %q: %w", s, ErrWildcardURI)
+		return "", fmt.Errorf("resource %s: %w", quote.String(s), ErrWildcardURI)
 	}
 	return u, nil
 }
@@ -41,7 +43,7 @@ func ParseURIPattern(s string) (URIPattern, error) {
 	}
 	for seg := range strings.SplitSeq(u, "/") {
 		if seg != "*" && strings.IndexByte(seg, '*') >= 0 {
-			return URIPattern{}, fmt.Errorf("resource %q: a \"*\" must be a whole segment", s)
+			return URIPattern{}, fmt.Errorf("resource %s: a \"*\" must be a whole segment", quote.String(s))
 		}
 	}
 	return URIPattern{text: u, wildcard: hasStarSegment(u)}, nil
@@ -102,13 +104,13 @@ func trimURI(s string) (string, error) {
 	u := strings.TrimPrefix(s, "/")
 	u = strings.TrimSuffix(u, "/")
 	if u == "" {
-		return "", fmt.Errorf("resource URI %q is empty", s)
+		return "", fmt.Errorf("resource URI %s is empty", quote.String(s))
 	}
 	if err := checkSegments(u, '/', "resource URI"); err != nil {
 		return "", err
 	}
 	if seg := dotSegment(u); seg != "" {
-		return "", fmt.Errorf("resource URI %q has a %q segment", s, seg)
+		return "", fmt.Errorf("resource URI %s has a %s segment", quote.String(s), quote.String(seg))
 	}
 	return u, nil
 }
