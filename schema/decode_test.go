@@ -112,8 +112,8 @@ var differentialSamples = []struct {
 func TestDifferentialCUEAndGo(t *testing.T) {
 	for _, s := range differentialSamples {
 		t.Run(s.name, func(t *testing.T) {
-			viaCUE := evalUnit(&unit{key: "dir:.", dir: ".", files: []sourceFile{{name: "sample.cue", data: []byte(s.doc)}}})
-			viaGo := evalUnit(&unit{key: "file:sample.json", dir: ".", files: []sourceFile{{name: "sample.json", data: []byte(s.doc)}}})
+			viaCUE := evalInProcess(&unit{key: "dir:.", dir: ".", files: []sourceFile{{name: "sample.cue", data: []byte(s.doc)}}})
+			viaGo := evalInProcess(&unit{key: "file:sample.json", dir: ".", files: []sourceFile{{name: "sample.json", data: []byte(s.doc)}}})
 			cuePaths, goPaths := errorPaths(viaCUE.errs), errorPaths(viaGo.errs)
 			if !slices.Equal(cuePaths, goPaths) {
 				t.Errorf("fields in error differ\nCUE: %v\n%v\nGo:  %v\n%v", cuePaths, viaCUE.errs, goPaths, viaGo.errs)

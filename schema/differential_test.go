@@ -43,8 +43,8 @@ func FuzzCUEAndGoAgree(f *testing.F) {
 // fails the test where the two disagree.
 func compareCUEAndGo(t *testing.T, doc string) {
 	t.Helper()
-	viaCUE := evalUnit(&unit{key: "dir:.", dir: ".", files: []sourceFile{{name: "sample.cue", data: []byte(doc)}}})
-	viaGo := evalUnit(&unit{key: "file:sample.json", dir: ".", files: []sourceFile{{name: "sample.json", data: []byte(doc)}}})
+	viaCUE := evalInProcess(&unit{key: "dir:.", dir: ".", files: []sourceFile{{name: "sample.cue", data: []byte(doc)}}})
+	viaGo := evalInProcess(&unit{key: "file:sample.json", dir: ".", files: []sourceFile{{name: "sample.json", data: []byte(doc)}}})
 	cuePaths, goPaths := errorPaths(viaCUE.errs), errorPaths(viaGo.errs)
 	if !slices.Equal(cuePaths, goPaths) {
 		t.Fatalf("fields in error differ for\n%s\nonly CUE:\n%s\nonly Go:\n%s", doc,
@@ -344,7 +344,7 @@ func TestGeneratedDocuments(t *testing.T) {
 		data := bytes.Repeat([]byte{byte(i * 37), byte(i * 11), 3, byte(255 - i)}, 20+i)
 		doc := generateDocument(data)
 		compareCUEAndGo(t, doc)
-		r := evalUnit(&unit{key: "file:g.json", dir: ".", files: []sourceFile{{name: "g.json", data: []byte(doc)}}})
+		r := evalInProcess(&unit{key: "file:g.json", dir: ".", files: []sourceFile{{name: "g.json", data: []byte(doc)}}})
 		if len(r.errs) == 0 {
 			valid++
 		}
