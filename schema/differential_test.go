@@ -24,19 +24,22 @@ import (
 //
 //	go test ./schema -run '^$' -fuzz FuzzCUEAndGoAgree -fuzztime 5m
 func FuzzCUEAndGoAgree(f *testing.F) {
-	for _, seed := range [][]byte{
-		nil,
-		{0xff, 0xff, 0xff, 0xff},
-		[]byte("charter policies, all of them"),
-		bytes.Repeat([]byte{7, 200, 13, 99}, 64),
-		bytes.Repeat([]byte{1, 2, 3, 250, 60, 41}, 100),
-	} {
+	for _, seed := range cueAndGoSeeds {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		doc := generateDocument(data)
 		compareCUEAndGo(t, doc)
 	})
+}
+
+// cueAndGoSeeds are the seeds of FuzzCUEAndGoAgree besides its corpus in testdata.
+var cueAndGoSeeds = [][]byte{
+	nil,
+	{0xff, 0xff, 0xff, 0xff},
+	[]byte("charter policies, all of them"),
+	bytes.Repeat([]byte{7, 200, 13, 99}, 64),
+	bytes.Repeat([]byte{1, 2, 3, 250, 60, 41}, 100),
 }
 
 // compareCUEAndGo evaluates doc with CUE and with the Go validator and

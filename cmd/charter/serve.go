@@ -20,6 +20,7 @@ import (
 	"github.com/charter-policy/charter/reconciler/source"
 	"github.com/charter-policy/charter/reconciler/source/dir"
 	"github.com/charter-policy/charter/reconciler/source/embedded"
+	"github.com/charter-policy/charter/schema/cueproc"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -36,6 +37,7 @@ type serveConfig struct {
 	webhookSecretFile                 string
 	minRevisionWait, debounce         time.Duration
 	interval                          time.Duration
+	cue                               *cueOptions
 }
 
 // defaultInterval is how often --source is fetched besides its own change
@@ -72,6 +74,7 @@ func serveFlags(fs *flag.FlagSet) func() serveConfig {
 	fs.DurationVar(&cfg.minRevisionWait, "min-revision-wait", api.DefaultMinRevisionWait, "how long a request with Charter-Min-Revision waits for that revision")
 	fs.DurationVar(&cfg.debounce, "debounce", dir.DefaultDebounce, "how long a watched directory must be quiet before a reload (a steady stream of changes still reloads every "+dir.DefaultMaxWait.String()+")")
 	fs.DurationVar(&cfg.interval, "interval", defaultInterval, "how often --source is fetched besides its change notifications (a rescan of a directory), jittered")
+	cfg.cue = cueFlags(fs)
 	return func() serveConfig {
 		cfg.logFormat, cfg.logLevel = logFormat.String(), logLevel.String()
 		return cfg
@@ -102,11 +105,20 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 		}
 	}
 
+	cue := cfg.cue
+	if cue == nil {
+		cue = &cueOptions{memoryLimit: cueproc.DefaultMemoryLimit, timeout: cueproc.DefaultTimeout}
+	}
+	loader, err := cue.loader()
+	if err != nil {
+		return exitFailure, err
+	}
+
 	interval := cfg.interval
 	if cfg.source == "" {
 		interval = 0 // the embedded example never changes
 	}
-	rec := reconciler.New(src, reconciler.Options{Logger: log, Metrics: reconciler.NewMetrics(reg), Interval: interval})
+	rec := reconciler.New(src, reconciler.Options{Logger: log, Metrics: reconciler.NewMetrics(reg), Interval: interval, Loader: loader})
 	// The API bounds each ancestry question by the request and
 	// --min-revision-wait; the source caches the answers (gitrepo).
 	var includes func(ctx context.Context, served, min string) (bool, error)
@@ -161,9 +173,9 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	defer cancel()
 	err = srv.Shutdown(drainCtx)
 	stopReconciler()
-	// The reconciler stops between steps, but not within the evaluation of
-	// one CUE unit: serve waits for it only until the drain bound, then
-	// exits, leaving the evaluation to end with the process.
+	// The reconciler stops between steps, and within a load by killing the
+	// child that evaluates CUE; serve still waits for it only until the
+	// drain bound, then exits without it.
 	select {
 	case <-recDone:
 	case <-drainCtx.Done():
