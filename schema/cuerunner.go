@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 )
 
 // CUERunner evaluates a CUE unit somewhere other than the Loader's own
 // process, so that a runaway evaluation cannot take the process down:
 // package schema/cueproc runs each request in a child process that calls
-// ServeCUE under a memory limit and a deadline.
+// EvalCUERequest under a memory limit and a deadline.
 type CUERunner interface {
-	// RunCUE returns the response ServeCUE writes for request. An error
+	// RunCUE returns the response of EvalCUERequest for request. An error
 	// that is an *EvalError (errors.As) is the unit's fault, such as a
 	// limit it exceeded; when ctx ends, RunCUE returns promptly with an
 	// error; any other error is the runner's own (it could not start).
@@ -31,31 +30,17 @@ type EvalError struct {
 
 func (e *EvalError) Error() string { return e.Message }
 
-// ServeCUE reads one request from r (the CUE files of a unit, as the
-// Loader sends them to a CUERunner), evaluates it and writes the response
-// to w. It is what a CUERunner's child process runs. An error means the
-// request could not be read or the response not written; errors in the
+// EvalCUERequest evaluates one request (the CUE files of a unit, as the
+// Loader hands them to a CUERunner) and returns the response the runner
+// must give back. It is what a CUERunner's child process runs for each
+// request. An error means the request could not be decoded; errors in the
 // CUE files are part of the response.
-func ServeCUE(ctx context.Context, r io.Reader, w io.Writer) error {
-	request, err := io.ReadAll(r)
-	if err != nil {
-		return fmt.Errorf("read the CUE request: %w", err)
-	}
+func EvalCUERequest(request []byte) ([]byte, error) {
 	dir, files, err := decodeCUERequest(request)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	response := encodeCUEResponse(evalCUE(dir, files))
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if _, err := w.Write(response); err != nil {
-		return fmt.Errorf("write the CUE response: %w", err)
-	}
-	return nil
+	return encodeCUEResponse(evalCUE(dir, files)), nil
 }
 
 // evalCUEUnit evaluates the CUE files of u with l.CUE, or in this process

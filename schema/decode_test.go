@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -148,4 +149,18 @@ func errorPaths(errs Errors) []string {
 
 func countsOfPolicy(p *PolicySet) [5]int {
 	return [5]int{len(p.Roles), len(p.Groups), len(p.Records), len(p.ResourceServers), len(p.Tests)}
+}
+
+// TestIsUserIDIsTheSchemaPattern: isUserID accepts exactly what the
+// schema's #UserID pattern does, as Go's regexp reads it.
+func TestIsUserIDIsTheSchemaPattern(t *testing.T) {
+	pattern := regexp.MustCompile(`^[^\x00-\x1f]{1,256}$`)
+	cases := []string{"", "a", "ann@example.com", "a\tb", "a\x1f", "\x7f", "é", "日本", "\xff", "a\xffb",
+		strings.Repeat("x", 256), strings.Repeat("x", 257), strings.Repeat("é", 256), strings.Repeat("é", 257),
+		strings.Repeat("\xff", 256), strings.Repeat("\xff", 257), "x\n", " "}
+	for _, s := range cases {
+		if got, want := isUserID(s), pattern.MatchString(s); got != want {
+			t.Errorf("isUserID(%q) = %v, the pattern says %v", s, got, want)
+		}
+	}
 }

@@ -122,21 +122,23 @@ func cueFlags(fs *flag.FlagSet) *cueOptions {
 	return o
 }
 
-// loader returns a schema.Loader that evaluates CUE in child processes under o's limits.
-func (o *cueOptions) loader() (*schema.Loader, error) {
+// loader returns a schema.Loader that evaluates CUE in child processes
+// under o's limits, and the runner of those children, to be closed once
+// the loader is no longer used.
+func (o *cueOptions) loader() (*schema.Loader, *cueproc.Runner, error) {
 	if o.timeout <= 0 {
-		return nil, fmt.Errorf("--cue-timeout %v: want a positive duration", o.timeout)
+		return nil, nil, fmt.Errorf("--cue-timeout %v: want a positive duration", o.timeout)
 	}
 	runner, err := cueproc.New(cueproc.Options{
 		MemoryLimit: int64(o.memoryLimit), Timeout: o.timeout,
 		MemoryLimitName: "--cue-memory-limit", TimeoutName: "--cue-timeout",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("--cue-memory-limit: %w", err)
+		return nil, nil, fmt.Errorf("--cue-memory-limit: %w", err)
 	}
 	l := schema.NewLoader()
 	l.CUE = runner
-	return l, nil
+	return l, runner, nil
 }
 
 // sizeValue is a flag.Value of a number of bytes, written with a binary

@@ -109,10 +109,11 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	if cue == nil {
 		cue = &cueOptions{memoryLimit: cueproc.DefaultMemoryLimit, timeout: cueproc.DefaultTimeout}
 	}
-	loader, err := cue.loader()
+	loader, runner, err := cue.loader()
 	if err != nil {
 		return exitFailure, err
 	}
+	defer runner.Close()
 
 	interval := cfg.interval
 	if cfg.source == "" {

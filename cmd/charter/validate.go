@@ -93,10 +93,11 @@ func loadDir(ctx context.Context, dir string, cue *cueOptions) (*schema.PolicySe
 	if !info.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	loader, err := cue.loader()
+	loader, runner, err := cue.loader()
 	if err != nil {
 		return nil, err
 	}
+	defer runner.Close()
 	// The loader stops when ctx ends, killing the children that evaluate CUE.
 	p, err := loader.Load(ctx, os.DirFS(dir))
 	if err != nil && ctx.Err() != nil {

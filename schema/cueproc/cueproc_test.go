@@ -43,16 +43,24 @@ func hostile(t *testing.T, name string) []byte {
 	return data
 }
 
-// loadWith loads the policy root fsys with a Loader whose CUE runs in children under opts.
-func loadWith(ctx context.Context, t *testing.T, opts cueproc.Options, fsys fstest.MapFS) error {
+// newRunner returns a Runner that is closed when the test ends.
+func newRunner(t *testing.T, opts cueproc.Options) *cueproc.Runner {
 	t.Helper()
 	r, err := cueproc.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// loadWith loads the policy root fsys with a Loader whose CUE runs in children under opts.
+func loadWith(ctx context.Context, t *testing.T, opts cueproc.Options, fsys fstest.MapFS) error {
+	t.Helper()
+	r := newRunner(t, opts)
 	l := schema.NewLoader()
 	l.CUE = r
-	_, err = l.Load(ctx, fsys)
+	_, err := l.Load(ctx, fsys)
 	return err
 }
 
@@ -113,10 +121,7 @@ func TestRunnerLimits(t *testing.T) {
 // once and the child is gone (killed and reaped, not orphaned).
 func TestRunnerCancel(t *testing.T) {
 	t.Setenv(childPIDsVar, filepath.Join(t.TempDir(), "pids"))
-	r, err := cueproc.New(cueproc.Options{Timeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRunner(t, cueproc.Options{Timeout: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -147,10 +152,7 @@ func TestRunnerCancel(t *testing.T) {
 // the unit that says how it ended, and quotes nothing the child printed.
 func TestRunnerCrash(t *testing.T) {
 	t.Setenv(childPIDsVar, filepath.Join(t.TempDir(), "pids"))
-	r, err := cueproc.New(cueproc.Options{Timeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRunner(t, cueproc.Options{Timeout: time.Minute})
 	done := make(chan error, 1)
 	go func() {
 		_, err := r.RunCUE(context.Background(), request(t, busyCUE))
@@ -159,7 +161,7 @@ func TestRunnerCrash(t *testing.T) {
 	if err := syscall.Kill(awaitChild(t), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	err = <-done
+	err := <-done
 	var eval *schema.EvalError
 	if !errors.As(err, &eval) || eval.Message != "CUE evaluation failed (signal: killed)" {
 		t.Fatalf("err = %v, want the EvalError CUE evaluation failed (signal: killed)", err)
@@ -169,11 +171,8 @@ func TestRunnerCrash(t *testing.T) {
 // TestRunnerBrokenRequest: a request the child cannot read is the
 // runner's error, not the unit's.
 func TestRunnerBrokenRequest(t *testing.T) {
-	r, err := cueproc.New(cueproc.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = r.RunCUE(context.Background(), []byte("not a request"))
+	r := newRunner(t, cueproc.Options{})
+	_, err := r.RunCUE(context.Background(), []byte("not a request"))
 	var eval *schema.EvalError
 	if err == nil || errors.As(err, &eval) || !strings.Contains(err.Error(), "could not read its request") {
 		t.Fatalf("err = %v, want a runner error saying the child could not read its request", err)
@@ -245,4 +244,94 @@ func awaitChild(t *testing.T) int {
 // alive reports whether a process pid exists (a zombie counts: it was not reaped).
 func alive(pid int) bool {
 	return syscall.Kill(pid, 0) == nil
+}
+
+// pids returns the pids the children of this test recorded, in order.
+func pids(t *testing.T) []int {
+	t.Helper()
+	data, err := os.ReadFile(os.Getenv(childPIDsVar))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, f := range strings.Fields(string(data)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
+// TestRunnerReusesChildren: a child answers request after request, up to
+// MaxRequests; one that died while idle is replaced; Close ends the idle
+// ones.
+func TestRunnerReusesChildren(t *testing.T) {
+	t.Setenv(childPIDsVar, filepath.Join(t.TempDir(), "pids"))
+	r := newRunner(t, cueproc.Options{MaxRequests: 3})
+	good := request(t, `roles: R: {name: "R", permissions: [{action: "documents:read"}]}`)
+	run := func() {
+		t.Helper()
+		if _, err := r.RunCUE(context.Background(), good); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 4 {
+		run()
+	}
+	if got := pids(t); len(got) != 2 {
+		t.Fatalf("4 requests with MaxRequests 3 started %d children (%v), want 2", len(got), got)
+	}
+	second := pids(t)[1]
+	if err := syscall.Kill(second, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for alive(second) {
+		time.Sleep(5 * time.Millisecond) // until the runner reaped it
+	}
+	run()
+	got := pids(t)
+	if len(got) != 3 {
+		t.Fatalf("after the idle child was killed, %d children (%v), want a third", len(got), got)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(got[2]) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle child %d is still there 5 s after Close", got[2])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRunnerBlamesInAFreshChild: a unit that kills a reused child is
+// evaluated again in a fresh one before its error is reported, and the
+// runner goes on with fresh children afterwards.
+func TestRunnerBlamesInAFreshChild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts children that run into their memory limit")
+	}
+	t.Setenv(childPIDsVar, filepath.Join(t.TempDir(), "pids"))
+	r := newRunner(t, cueproc.Options{MemoryLimit: 64 << 20, Timeout: time.Minute})
+	good := request(t, `roles: R: {name: "R", permissions: [{action: "documents:read"}]}`)
+	if _, err := r.RunCUE(context.Background(), good); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.RunCUE(context.Background(), request(t, string(hostile(t, "bomb.cue"))))
+	var eval *schema.EvalError
+	if !errors.As(err, &eval) || eval.Message != "evaluation exceeded 64 MiB" {
+		t.Fatalf("err = %v, want the EvalError evaluation exceeded 64 MiB", err)
+	}
+	if got := pids(t); len(got) != 2 {
+		t.Fatalf("%d children (%v), want 2: the reused one, then a fresh one for the bomb", len(got), got)
+	}
+	if _, err := r.RunCUE(context.Background(), good); err != nil {
+		t.Fatal(err)
+	}
+	if got := pids(t); len(got) != 3 {
+		t.Fatalf("%d children (%v), want 3: none of the killed ones reused", len(got), got)
+	}
 }
