@@ -143,25 +143,26 @@ func New(opts Options) (*Runner, error) {
 // cannot read the request, is any other error.
 func (r *Runner) RunCUE(ctx context.Context, request []byte) ([]byte, error) {
 	c, err := r.take()
-	for {
-		if err != nil {
-			return nil, err
-		}
-		response, err := r.exchange(ctx, c, request)
-		var failed *childFailure
-		switch {
-		case err == nil:
-			r.put(c)
-			return response, nil
-		case errors.As(err, &failed) && c.served > 0:
-			// Perhaps not this unit's fault: blame it only in a fresh child.
-			c, err = r.start()
-			continue
-		case errors.As(err, &failed):
-			return nil, failed.err
-		}
+	if err != nil {
 		return nil, err
 	}
+	response, err := r.exchange(ctx, c, request)
+	var failed *childFailure
+	if errors.As(err, &failed) && c.served > 0 {
+		// Perhaps not this unit's fault: blame it only in a fresh child.
+		if c, err = r.start(); err != nil {
+			return nil, err
+		}
+		response, err = r.exchange(ctx, c, request)
+	}
+	switch {
+	case err == nil:
+		r.put(c)
+		return response, nil
+	case errors.As(err, &failed):
+		return nil, failed.err
+	}
+	return nil, err
 }
 
 // Close ends the children that wait for a request. Runs in progress go on;
