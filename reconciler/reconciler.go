@@ -45,6 +45,11 @@ type Options struct {
 	State *trust.State
 	// Now returns the time for status and LoadedAt. Nil: time.Now.
 	Now func() time.Time
+	// Loader loads each revision; its cache makes a reload evaluate only
+	// the units that changed. Nil: schema.NewLoader(), which evaluates CUE
+	// in this process (the CLI gives one that evaluates it in children
+	// under limits, package schema/cueproc).
+	Loader *schema.Loader
 }
 
 // CommitSource is a Source whose revisions are git commits of a repository
@@ -106,8 +111,11 @@ func New(src source.Source, opts Options) *Reconciler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Loader == nil {
+		opts.Loader = schema.NewLoader()
+	}
 	r := &Reconciler{
-		src: src, loader: schema.NewLoader(), log: opts.Logger, m: opts.Metrics, opts: opts,
+		src: src, loader: opts.Loader, log: opts.Logger, m: opts.Metrics, opts: opts,
 		kick: make(chan struct{}, 1), after: time.After, random: rand.Float64,
 		servedCommit: opts.LastServed,
 	}

@@ -26,12 +26,23 @@ type sourceFile struct {
 	data []byte
 }
 
+// cueResult is what evaluating one directory's CUE files yields, wherever
+// that ran (in this process or in a child, see CUERunner): the tree of the
+// evaluated instance, to be decoded, or the errors that kept it from being
+// made. With errors, declared lists the roles and groups the instance
+// declares, or is nil when the files did not build into an instance.
+type cueResult struct {
+	tree     *node
+	errs     Errors
+	declared *references
+}
+
 // evalCUE evaluates the CUE files of one directory as one instance unified
-// with the schema, and decodes the result. Each call uses a fresh
-// cue.Context, because a context only grows. With errors, declared lists the
-// roles and groups the instance declares, or is nil when the files did not
-// build into an instance.
-func evalCUE(dir string, files []sourceFile) (p *PolicySet, errs Errors, declared *references) {
+// with the schema and converts it to a node tree: the expensive part of
+// loading a CUE unit, which a CUERunner may run in another process.
+// Each call uses a fresh cue.Context, because a context only grows.
+func evalCUE(dir string, files []sourceFile) cueResult {
+	var errs Errors
 	syntax := make([]*ast.File, 0, len(files))
 	for _, f := range files {
 		af, err := parser.ParseFile(f.name, f.data)
@@ -42,10 +53,10 @@ func evalCUE(dir string, files []sourceFile) (p *PolicySet, errs Errors, declare
 		syntax = append(syntax, af)
 	}
 	if len(errs) > 0 {
-		return nil, errs, nil
+		return cueResult{errs: errs}
 	}
 	if errs := checkPackages(syntax); len(errs) > 0 {
-		return nil, errs, nil
+		return cueResult{errs: errs}
 	}
 
 	ctx := cuecontext.New()
@@ -61,22 +72,24 @@ func evalCUE(dir string, files []sourceFile) (p *PolicySet, errs Errors, declare
 	inst := build.NewContext().NewInstance(dir, nil)
 	for _, af := range syntax {
 		if err := inst.AddSyntax(af); err != nil {
-			return nil, evalFailed(fromCUEErrors(cue.Value{}, err), files, err), nil
+			return cueResult{errs: evalFailed(fromCUEErrors(cue.Value{}, err), files, err)}
 		}
 	}
 	raw := ctx.BuildInstance(inst)
 	if err := raw.Err(); err != nil {
-		return nil, evalFailed(fromCUEErrors(raw, err), files, err), nil
+		return cueResult{errs: evalFailed(fromCUEErrors(raw, err), files, err)}
 	}
 	unified := def.Unify(raw)
 	if err := unified.Validate(cue.Concrete(true)); err != nil {
 		errs := fromCUEErrors(raw, validateAll(unified, err)...)
 		errs = slices.DeleteFunc(errs, func(e *Error) bool { return inUnknownVariant(e.labels, raw) })
-		return nil, evalFailed(belowNotAllowed(append(errs, notAllowed(raw, errs)...)), files, err), declaredInCUE(raw)
+		return cueResult{errs: evalFailed(belowNotAllowed(append(errs, notAllowed(raw, errs)...)), files, err), declared: declaredInCUE(raw)}
 	}
-	tree := cueNode(raw, unified, nil, Pos{File: files[0].name, Line: 1, Col: 1})
-	p, errs = decodePolicy(tree)
-	return p, errs, declaredIn(tree)
+	tree, deep := cueNode(raw, unified, nil, Pos{File: files[0].name, Line: 1, Col: 1})
+	if deep != nil {
+		return cueResult{errs: Errors{deep}, declared: declaredInCUE(raw)}
+	}
+	return cueResult{tree: tree}
 }
 
 // declaredInCUE lists the roles and groups an instance declares.
@@ -236,10 +249,14 @@ func checkPackages(files []*ast.File) Errors {
 // unified value: raw's positions point into the user's files, and its fields
 // are cheaper to list. The schema adds only defaults, which the Go decoder
 // applies the same way; a value the user left open (say "allow: bool")
-// takes its concrete value from the unified instance.
-func cueNode(raw, unified cue.Value, sels []cue.Selector, at Pos) *node {
+// takes its concrete value from the unified instance. A value nested deeper
+// than maxDepth levels (as in a data file) is an error at its position.
+func cueNode(raw, unified cue.Value, sels []cue.Selector, at Pos) (*node, *Error) {
 	if p := fromToken(raw.Pos()); p.File != "" && p.File != SchemaFile {
 		at = p
+	}
+	if len(sels) > maxDepth {
+		return nil, &Error{Pos: at, Path: cue.MakePath(sels...).String(), Message: fmt.Sprintf("nested deeper than %d levels", maxDepth)}
 	}
 	v := raw
 	if d, ok := raw.Default(); ok {
@@ -251,17 +268,24 @@ func cueNode(raw, unified cue.Value, sels []cue.Selector, at Pos) *node {
 		it, _ := v.Fields()
 		for it.Next() {
 			sel := it.Selector()
-			child := cueNode(it.Value(), unified, append(sels[:len(sels):len(sels)], sel), at)
+			child, err := cueNode(it.Value(), unified, append(sels[:len(sels):len(sels)], sel), at)
+			if err != nil {
+				return nil, err
+			}
 			n.fields = append(n.fields, field{key: sel.Unquoted(), pos: child.pos, val: child})
 		}
-		return n
+		return n, nil
 	case cue.ListKind:
 		n := &node{kind: kindArray, pos: at}
 		it, _ := v.List()
 		for i := 0; it.Next(); i++ {
-			n.items = append(n.items, cueNode(it.Value(), unified, append(sels[:len(sels):len(sels)], cue.Index(i)), at))
+			child, err := cueNode(it.Value(), unified, append(sels[:len(sels):len(sels)], cue.Index(i)), at)
+			if err != nil {
+				return nil, err
+			}
+			n.items = append(n.items, child)
 		}
-		return n
+		return n, nil
 	}
 	if !v.IsConcrete() {
 		v = unified.LookupPath(cue.MakePath(sels...))
@@ -272,14 +296,14 @@ func cueNode(raw, unified cue.Value, sels []cue.Selector, at Pos) *node {
 	switch v.Kind() {
 	case cue.StringKind:
 		s, _ := v.String()
-		return &node{kind: kindString, str: s, pos: at}
+		return &node{kind: kindString, str: s, pos: at}, nil
 	case cue.BoolKind:
 		b, _ := v.Bool()
-		return &node{kind: kindBool, b: b, pos: at}
+		return &node{kind: kindBool, b: b, pos: at}, nil
 	case cue.IntKind, cue.FloatKind, cue.NumberKind:
-		return &node{kind: kindNumber, str: fmt.Sprint(v), pos: at}
+		return &node{kind: kindNumber, str: fmt.Sprint(v), pos: at}, nil
 	}
-	return &node{kind: kindNull, pos: at}
+	return &node{kind: kindNull, pos: at}, nil
 }
 
 func fromToken(p token.Pos) Pos {

@@ -2,7 +2,6 @@ package schema
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -20,7 +19,21 @@ import (
 // fields in error: hand-written samples (decode_test.go) and generated
 // documents (FuzzCUEAndGoAgree in differential_test.go).
 
-var userIDPattern = regexp.MustCompile(`^[^\x00-\x1f]{1,256}$`)
+// isUserID reports whether s is a #UserID of the schema,
+// =~"^[^\x00-\x1f]{1,256}$": 1 to 256 characters, none of them a control
+// character. A loop rather than that regular expression, whose bounded
+// repetition compiles to 256 copies, at every start of the binary (and of
+// each child that evaluates CUE).
+func isUserID(s string) bool {
+	n := 0
+	for _, r := range s { // an invalid byte is one U+FFFD, as for the regexp
+		if r < 0x20 {
+			return false
+		}
+		n++
+	}
+	return n >= 1 && n <= 256
+}
 
 // decoder accumulates the errors of one file or directory.
 type decoder struct {
@@ -191,7 +204,7 @@ func (d *decoder) id(n *node, p *fieldPath) string {
 
 func (d *decoder) userID(n *node, p *fieldPath) string {
 	s, ok := d.str(n, p)
-	if ok && !userIDPattern.MatchString(s) {
+	if ok && !isUserID(s) {
 		d.fail(n.pos, p, "invalid user ID %s: want 1 to 256 characters without control characters", n.token())
 	}
 	return s

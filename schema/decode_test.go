@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -112,8 +113,8 @@ var differentialSamples = []struct {
 func TestDifferentialCUEAndGo(t *testing.T) {
 	for _, s := range differentialSamples {
 		t.Run(s.name, func(t *testing.T) {
-			viaCUE := evalUnit(&unit{key: "dir:.", dir: ".", files: []sourceFile{{name: "sample.cue", data: []byte(s.doc)}}})
-			viaGo := evalUnit(&unit{key: "file:sample.json", dir: ".", files: []sourceFile{{name: "sample.json", data: []byte(s.doc)}}})
+			viaCUE := evalInProcess(&unit{key: "dir:.", dir: ".", files: []sourceFile{{name: "sample.cue", data: []byte(s.doc)}}})
+			viaGo := evalInProcess(&unit{key: "file:sample.json", dir: ".", files: []sourceFile{{name: "sample.json", data: []byte(s.doc)}}})
 			cuePaths, goPaths := errorPaths(viaCUE.errs), errorPaths(viaGo.errs)
 			if !slices.Equal(cuePaths, goPaths) {
 				t.Errorf("fields in error differ\nCUE: %v\n%v\nGo:  %v\n%v", cuePaths, viaCUE.errs, goPaths, viaGo.errs)
@@ -148,4 +149,18 @@ func errorPaths(errs Errors) []string {
 
 func countsOfPolicy(p *PolicySet) [5]int {
 	return [5]int{len(p.Roles), len(p.Groups), len(p.Records), len(p.ResourceServers), len(p.Tests)}
+}
+
+// TestIsUserIDIsTheSchemaPattern: isUserID accepts exactly what the
+// schema's #UserID pattern does, as Go's regexp reads it.
+func TestIsUserIDIsTheSchemaPattern(t *testing.T) {
+	pattern := regexp.MustCompile(`^[^\x00-\x1f]{1,256}$`)
+	cases := []string{"", "a", "ann@example.com", "a\tb", "a\x1f", "\x7f", "é", "日本", "\xff", "a\xffb",
+		strings.Repeat("x", 256), strings.Repeat("x", 257), strings.Repeat("é", 256), strings.Repeat("é", 257),
+		strings.Repeat("\xff", 256), strings.Repeat("\xff", 257), "x\n", " "}
+	for _, s := range cases {
+		if got, want := isUserID(s), pattern.MatchString(s); got != want {
+			t.Errorf("isUserID(%q) = %v, the pattern says %v", s, got, want)
+		}
+	}
 }

@@ -24,13 +24,7 @@ import (
 //
 //	go test ./schema -run '^$' -fuzz FuzzCUEAndGoAgree -fuzztime 5m
 func FuzzCUEAndGoAgree(f *testing.F) {
-	for _, seed := range [][]byte{
-		nil,
-		{0xff, 0xff, 0xff, 0xff},
-		[]byte("charter policies, all of them"),
-		bytes.Repeat([]byte{7, 200, 13, 99}, 64),
-		bytes.Repeat([]byte{1, 2, 3, 250, 60, 41}, 100),
-	} {
+	for _, seed := range cueAndGoSeeds {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -39,12 +33,21 @@ func FuzzCUEAndGoAgree(f *testing.F) {
 	})
 }
 
+// cueAndGoSeeds are the seeds of FuzzCUEAndGoAgree besides its corpus in testdata.
+var cueAndGoSeeds = [][]byte{
+	nil,
+	{0xff, 0xff, 0xff, 0xff},
+	[]byte("charter policies, all of them"),
+	bytes.Repeat([]byte{7, 200, 13, 99}, 64),
+	bytes.Repeat([]byte{1, 2, 3, 250, 60, 41}, 100),
+}
+
 // compareCUEAndGo evaluates doc with CUE and with the Go validator and
 // fails the test where the two disagree.
 func compareCUEAndGo(t *testing.T, doc string) {
 	t.Helper()
-	viaCUE := evalUnit(&unit{key: "dir:.", dir: ".", files: []sourceFile{{name: "sample.cue", data: []byte(doc)}}})
-	viaGo := evalUnit(&unit{key: "file:sample.json", dir: ".", files: []sourceFile{{name: "sample.json", data: []byte(doc)}}})
+	viaCUE := evalInProcess(&unit{key: "dir:.", dir: ".", files: []sourceFile{{name: "sample.cue", data: []byte(doc)}}})
+	viaGo := evalInProcess(&unit{key: "file:sample.json", dir: ".", files: []sourceFile{{name: "sample.json", data: []byte(doc)}}})
 	cuePaths, goPaths := errorPaths(viaCUE.errs), errorPaths(viaGo.errs)
 	if !slices.Equal(cuePaths, goPaths) {
 		t.Fatalf("fields in error differ for\n%s\nonly CUE:\n%s\nonly Go:\n%s", doc,
@@ -344,7 +347,7 @@ func TestGeneratedDocuments(t *testing.T) {
 		data := bytes.Repeat([]byte{byte(i * 37), byte(i * 11), 3, byte(255 - i)}, 20+i)
 		doc := generateDocument(data)
 		compareCUEAndGo(t, doc)
-		r := evalUnit(&unit{key: "file:g.json", dir: ".", files: []sourceFile{{name: "g.json", data: []byte(doc)}}})
+		r := evalInProcess(&unit{key: "file:g.json", dir: ".", files: []sourceFile{{name: "g.json", data: []byte(doc)}}})
 		if len(r.errs) == 0 {
 			valid++
 		}

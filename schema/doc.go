@@ -14,10 +14,15 @@
 // its file:line:col and field path (Errors). Running a policy's tests
 // belongs to the engine.
 //
+// A Loader evaluates CUE in this process, or, given a CUERunner, elsewhere:
+// it sends each directory's files in a small binary format and decodes the
+// evaluated tree it gets back (EvalCUERequest is the other side).
+//
 // Subpackages: match parses and compares actions and resource URIs (SPEC
 // 2.1, 2.2); change computes the structural diff between two policy sets
 // and applies the change rules of SPEC 3.2; quote cuts the values that
-// error messages show (SPEC 1); policygen writes generated repositories
-// for benchmarks. README.md is the language reference for
-// users.
+// error messages show (SPEC 1); cueproc runs CUE evaluation in child
+// processes under a memory limit and a deadline; policygen writes
+// generated repositories for benchmarks. README.md is the language
+// reference for users.
 package schema

@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -26,7 +28,7 @@ func FuzzDataFile(f *testing.F) {
 	f.Add([]byte("groups:\n  g: &a {name: G, users: [*a]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, name := range []string{"fuzz.json", "fuzz.yaml"} {
-			r := evalUnit(&unit{key: "file:" + name, dir: ".", files: []sourceFile{{name: name, data: data}}})
+			r := evalInProcess(&unit{key: "file:" + name, dir: ".", files: []sourceFile{{name: name, data: data}}})
 			for _, e := range r.errs {
 				if e.Pos.File != name || e.Pos.Line < 1 {
 					t.Fatalf("%s: error without a position in the file: %v", name, e)
@@ -85,7 +87,7 @@ func FuzzNoMessageQuotesContent(f *testing.F) {
 			if name == "fuzz.cue" {
 				u.key = "dir:."
 			}
-			r := evalUnit(u)
+			r := evalInProcess(u)
 			errs := r.errs
 			if r.policy != nil && len(errs) == 0 {
 				errs = checkRefs(r.policy, r.policy)
@@ -99,4 +101,13 @@ func FuzzNoMessageQuotesContent(f *testing.F) {
 			}
 		}
 	})
+}
+
+// evalInProcess evaluates one unit the way a Loader without a CUERunner does.
+func evalInProcess(u *unit) *unitResult {
+	r, err := (&Loader{}).evalUnit(context.Background(), u)
+	if err != nil {
+		panic(fmt.Sprintf("a Loader without a CUERunner failed: %v", err)) // it has no error to return
+	}
+	return r
 }

@@ -27,6 +27,12 @@ type Loader struct {
 	last  *mergedState           // the last policy that loaded without errors
 	// Workers bounds how many units are evaluated at once (default GOMAXPROCS).
 	Workers int
+	// CUE, when not nil, evaluates each directory's CUE files elsewhere:
+	// package schema/cueproc runs them in a child process under a memory
+	// limit and a deadline. Nil evaluates them in this process, where an
+	// evaluation can neither be bounded nor interrupted. Set it before the
+	// first Load.
+	CUE CUERunner
 }
 
 // NewLoader returns a Loader with an empty cache.
@@ -240,13 +246,28 @@ func (l *Loader) evaluate(ctx context.Context, units []*unit) ([]*unitResult, in
 		workers = runtime.GOMAXPROCS(0)
 	}
 	next := make(chan int)
-	var wg sync.WaitGroup
+	var (
+		wg       sync.WaitGroup
+		failOnce sync.Once
+		failed   error
+	)
+	evalCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for range min(workers, len(todo)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				results[i] = evalUnit(units[i])
+				if evalCtx.Err() != nil {
+					continue // a unit failed, or ctx ended: drain what was queued
+				}
+				r, err := l.evalUnit(evalCtx, units[i])
+				if err != nil {
+					failOnce.Do(func() { failed = err })
+					cancel()
+					continue
+				}
+				results[i] = r
 			}
 		}()
 	}
@@ -254,7 +275,7 @@ feed:
 	for _, i := range todo {
 		select {
 		case next <- i:
-		case <-ctx.Done():
+		case <-evalCtx.Done():
 			break feed
 		}
 	}
@@ -262,6 +283,9 @@ feed:
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
+	}
+	if failed != nil {
+		return nil, 0, failed
 	}
 
 	fresh := make(map[string]*unitResult, len(units))
@@ -275,12 +299,13 @@ feed:
 }
 
 // evalUnit decodes and validates one unit on its own. A unit with a file
-// that was not read is not evaluated: what it declares is unknown.
-func evalUnit(u *unit) *unitResult {
+// that was not read is not evaluated: what it declares is unknown. The
+// error, from evaluating CUE (evalCUEUnit), ends the load.
+func (l *Loader) evalUnit(ctx context.Context, u *unit) (*unitResult, error) {
 	r := &unitResult{key: u.key, hash: u.hash}
 	if len(u.readErrs) > 0 {
 		r.errs = slices.Clone(u.readErrs)
-		return r
+		return r, nil
 	}
 	for _, f := range u.files {
 		if err := checkUTF8(f); err != nil {
@@ -288,29 +313,36 @@ func evalUnit(u *unit) *unitResult {
 		}
 	}
 	if len(r.errs) > 0 {
-		return r
+		return r, nil
 	}
-	if strings.HasPrefix(u.key, "dir:") {
-		r.policy, r.errs, r.declared = evalCUE(u.dir, u.files)
-		r.finish()
-		return r
-	}
-	f := u.files[0]
 	var tree *node
-	var perr *Error
-	if path.Ext(f.name) == ".json" {
-		tree, perr = parseJSON(f.name, f.data)
+	if strings.HasPrefix(u.key, "dir:") {
+		res, err := l.evalCUEUnit(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		if res.tree == nil {
+			r.errs, r.declared = res.errs, res.declared
+			return r, nil
+		}
+		tree = res.tree
 	} else {
-		tree, perr = parseYAML(f.name, f.data)
-	}
-	if perr != nil {
-		r.errs = Errors{perr}
-		return r
+		f := u.files[0]
+		var perr *Error
+		if path.Ext(f.name) == ".json" {
+			tree, perr = parseJSON(f.name, f.data)
+		} else {
+			tree, perr = parseYAML(f.name, f.data)
+		}
+		if perr != nil {
+			r.errs = Errors{perr}
+			return r, nil
+		}
 	}
 	r.policy, r.errs = decodePolicy(tree)
 	r.declared = declaredIn(tree)
 	r.finish()
-	return r
+	return r, nil
 }
 
 // finish runs the unit's local checks and lists its references, once the

@@ -197,19 +197,6 @@ func benchRepositoryWith(b *testing.B, o policygen.Options) (string, policygen.O
 	return root, o
 }
 
-// BenchmarkLoadCUE: a cold load of 10,000 records in CUE files of 1,000
-// records, one file per directory (10 directories, and one more of extra
-// records). Target: under 2 s.
-func BenchmarkLoadCUE(b *testing.B) {
-	root, _ := benchRepository(b, 10_000, "cue")
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := NewLoader().Load(context.Background(), os.DirFS(root)); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkLoadJSON: a cold load of 100,000 records in JSON files of 1,000
 // records. Targets: under 2 s and under 500 MB peak heap (peak-heap-MB).
 func BenchmarkLoadJSON(b *testing.B) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/charter-policy/charter/schema/cueproc"
 )
 
 // cliReference is the CLI reference this test holds to the code.
@@ -100,6 +102,12 @@ func TestCLIReferenceFlags(t *testing.T) {
 	doc := parseCLIReference(t, string(data))
 	cmds := commands()
 	for name, cmd := range cmds {
+		if cmd.hidden {
+			if sec, ok := doc[name]; ok {
+				t.Errorf("%s:%d: a section for charter %s, a hidden command that the binary runs itself", cliReference, sec.line, name)
+			}
+			continue
+		}
 		t.Run(name, func(t *testing.T) {
 			sec, ok := doc[name]
 			if !ok {
@@ -147,6 +155,9 @@ func TestCLIReferenceFlags(t *testing.T) {
 // check the wrong list.
 func TestCommandTableFlagsAreTheOnesRunDefines(t *testing.T) {
 	for name, cmd := range commands() {
+		if cmd.hidden {
+			continue // it takes no flags from a user, and no -h
+		}
 		t.Run(name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			env := &cliEnv{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }, now: time.Now}
@@ -169,5 +180,34 @@ func TestCommandTableFlagsAreTheOnesRunDefines(t *testing.T) {
 					name, got, want.String())
 			}
 		})
+	}
+}
+
+// TestHiddenCommands: the command that a cueproc.Runner starts is not
+// listed by "charter help", nor documented; the others are listed.
+func TestHiddenCommands(t *testing.T) {
+	var stderr bytes.Buffer
+	env := &cliEnv{stdout: &stderr, stderr: &stderr, getenv: func(string) string { return "" }, now: time.Now}
+	if code := run(context.Background(), env, []string{"help"}); code != exitOK {
+		t.Fatalf("charter help: exit %d", code)
+	}
+	hidden := 0
+	for name, cmd := range commands() {
+		listed := strings.Contains(stderr.String(), "\n  "+name+" ")
+		switch {
+		case cmd.hidden && listed:
+			t.Errorf("charter help lists the hidden command %s:\n%s", name, stderr.String())
+		case !cmd.hidden && !listed:
+			t.Errorf("charter help does not list %s:\n%s", name, stderr.String())
+		}
+		if cmd.hidden {
+			hidden++
+		}
+	}
+	if hidden != 1 {
+		t.Errorf("%d hidden commands, want 1 (%s)", hidden, cueproc.Subcommand)
+	}
+	if !commands()[cueproc.Subcommand].hidden {
+		t.Errorf("%s is not a hidden command", cueproc.Subcommand)
 	}
 }

@@ -5,7 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/charter-policy/charter/schema"
+	"github.com/charter-policy/charter/schema/cueproc"
 )
 
 // errUsageShown reports a usage error whose message the flag set already printed.
@@ -98,4 +104,68 @@ func optionalDir(pos []string) (string, error) {
 		return pos[0], nil
 	}
 	return "", fmt.Errorf("want at most one directory, got %d arguments", len(pos))
+}
+
+// cueOptions are the limits of CUE evaluation, flags of every command that
+// loads a policy: each directory's CUE files are evaluated in a child
+// process that is killed when it exceeds them (package schema/cueproc).
+type cueOptions struct {
+	memoryLimit sizeValue
+	timeout     time.Duration
+}
+
+// cueFlags defines --cue-memory-limit and --cue-timeout on fs.
+func cueFlags(fs *flag.FlagSet) *cueOptions {
+	o := &cueOptions{memoryLimit: cueproc.DefaultMemoryLimit}
+	fs.Var(&o.memoryLimit, "cue-memory-limit", "memory limit of the evaluation of one directory's CUE files (`SIZE`: 512MiB, 1GiB, or bytes); one that exceeds it is an error of that directory")
+	fs.DurationVar(&o.timeout, "cue-timeout", cueproc.DefaultTimeout, "time limit of the evaluation of one directory's CUE files; one that exceeds it is an error of that directory")
+	return o
+}
+
+// loader returns a schema.Loader that evaluates CUE in child processes
+// under o's limits, and the runner of those children, to be closed once
+// the loader is no longer used.
+func (o *cueOptions) loader() (*schema.Loader, *cueproc.Runner, error) {
+	if o.timeout <= 0 {
+		return nil, nil, fmt.Errorf("--cue-timeout %v: want a positive duration", o.timeout)
+	}
+	runner, err := cueproc.New(cueproc.Options{
+		MemoryLimit: int64(o.memoryLimit), Timeout: o.timeout,
+		MemoryLimitName: "--cue-memory-limit", TimeoutName: "--cue-timeout",
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--cue-memory-limit: %w", err)
+	}
+	l := schema.NewLoader()
+	l.CUE = runner
+	return l, runner, nil
+}
+
+// sizeValue is a flag.Value of a number of bytes, written with a binary
+// unit (512MiB, 1GiB, 64KiB, 1TiB; a space before the unit is allowed) or
+// as a plain number of bytes.
+type sizeValue int64
+
+func (s *sizeValue) String() string {
+	return strings.ReplaceAll(cueproc.FormatSize(int64(*s)), " ", "")
+}
+
+func (s *sizeValue) Set(text string) error {
+	units := []struct {
+		suffix string
+		shift  uint
+	}{{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}, {"B", 0}}
+	number, shift := strings.TrimSpace(text), uint(0)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(number, u.suffix); ok {
+			number, shift = strings.TrimSpace(rest), u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(number, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64>>shift {
+		return fmt.Errorf("want a size such as 512MiB or 1GiB (units B, KiB, MiB, GiB, TiB)")
+	}
+	*s = sizeValue(n << shift)
+	return nil
 }

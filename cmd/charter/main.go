@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/charter-policy/charter/schema/cueproc"
+
 	// The IANA time zone database, embedded (about 450 kB) so that time
 	// policies ("timezone": "Europe/Berlin") work in an image without
 	// /usr/share/zoneinfo, such as scratch or distroless/static. The
@@ -30,14 +32,17 @@ const (
 // command early are reported by the dispatcher as exit 2. flags defines the
 // command's flags on a flag set (nil: it has none) with the same function
 // run uses; TestCLIReferenceFlags checks cmd/charter/README.md against it.
+// A hidden command is not listed nor documented: the binary runs it itself.
 type command struct {
 	summary string
 	flags   func(fs *flag.FlagSet)
 	run     func(ctx context.Context, env *cliEnv, args []string) (int, error)
+	hidden  bool
 }
 
 // cliEnv is what a subcommand may touch of the process: its streams and environment.
 type cliEnv struct {
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
@@ -46,13 +51,21 @@ type cliEnv struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"validate": {"check a policy repository against the schema and run its tests", flagsOf(validateFlags), runValidate},
-		"check":    {"answer one authorization question, optionally with its trace", flagsOf(checkFlags), runCheck},
-		"test":     {"run the policy's tests", flagsOf(testFlags), runTest},
-		"schema":   {"print the embedded CUE schema", nil, runSchema},
-		"serve":    {"run the sidecar: answer checks over HTTP from a watched policy source", flagsOf(serveFlags), runServe},
-		"version":  {"print the version", nil, runVersion},
+		"validate": {summary: "check a policy repository against the schema and run its tests", flags: flagsOf(validateFlags), run: runValidate},
+		"check":    {summary: "answer one authorization question, optionally with its trace", flags: flagsOf(checkFlags), run: runCheck},
+		"test":     {summary: "run the policy's tests", flags: flagsOf(testFlags), run: runTest},
+		"schema":   {summary: "print the embedded CUE schema", run: runSchema},
+		"serve":    {summary: "run the sidecar: answer checks over HTTP from a watched policy source", flags: flagsOf(serveFlags), run: runServe},
+		"version":  {summary: "print the version", run: runVersion},
+		// The child process that evaluates one directory's CUE files
+		// under the limits of the command that started it.
+		cueproc.Subcommand: {summary: "evaluate CUE for a parent charter process", run: runCUEChild, hidden: true},
 	}
+}
+
+// runCUEChild is the child process of a cueproc.Runner.
+func runCUEChild(ctx context.Context, env *cliEnv, args []string) (int, error) {
+	return cueproc.Child(ctx, args, env.stdin, env.stdout, env.stderr), nil
 }
 
 // flagsOf adapts a command's flag-defining function, which returns where the
@@ -63,7 +76,7 @@ func flagsOf[T any](define func(fs *flag.FlagSet) T) func(fs *flag.FlagSet) {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, &cliEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now}, os.Args[1:])
+	code := run(ctx, &cliEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
@@ -99,8 +112,10 @@ func run(ctx context.Context, env *cliEnv, args []string) int {
 func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "Usage: charter COMMAND [flags] [args]\n\nCommands:")
 	names := make([]string, 0, len(cmds))
-	for name := range cmds {
-		names = append(names, name)
+	for name, cmd := range cmds {
+		if !cmd.hidden {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	for _, name := range names {

@@ -23,6 +23,7 @@ import (
 	"github.com/charter-policy/charter/reconciler/source/dir"
 	"github.com/charter-policy/charter/reconciler/source/embedded"
 	"github.com/charter-policy/charter/reconciler/trust"
+	"github.com/charter-policy/charter/schema/cueproc"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -47,6 +48,7 @@ type serveConfig struct {
 	// verifyCommits is "tip" or "all" (empty: tip).
 	trustedKeys, trustedSSHSigners, verifyCommits string
 	noRewind                                      bool
+	cue                                           *cueOptions
 }
 
 // defaultInterval is how often --source is fetched besides its own change
@@ -89,6 +91,7 @@ func serveFlags(fs *flag.FlagSet) func() serveConfig {
 	verifyCommits := oneOf(string(trust.Tip), string(trust.Tip), string(trust.All))
 	fs.Var(verifyCommits, "verify-commits", "which commits must be signed: tip (the commit served) or all (every commit between the served commit and the new tip)")
 	fs.BoolVar(&cfg.noRewind, "no-rewind", false, "reject a commit that does not descend from the served one (a force-push or a reset), also after a restart")
+	cfg.cue = cueFlags(fs)
 	return func() serveConfig {
 		cfg.logFormat, cfg.logLevel = logFormat.String(), logLevel.String()
 		cfg.verifyCommits = verifyCommits.String()
@@ -125,11 +128,21 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 		}
 	}
 
+	cue := cfg.cue
+	if cue == nil {
+		cue = &cueOptions{memoryLimit: cueproc.DefaultMemoryLimit, timeout: cueproc.DefaultTimeout}
+	}
+	loader, runner, err := cue.loader()
+	if err != nil {
+		return exitFailure, err
+	}
+	defer runner.Close()
+
 	interval := cfg.interval
 	if cfg.source == "" {
 		interval = 0 // the embedded example never changes
 	}
-	opts := reconciler.Options{Logger: log, Metrics: reconciler.NewMetrics(reg), Interval: interval}
+	opts := reconciler.Options{Logger: log, Metrics: reconciler.NewMetrics(reg), Interval: interval, Loader: loader}
 	if err := commitChecks(cfg, src, log, &opts); err != nil {
 		return exitFailure, err
 	}
@@ -188,9 +201,9 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	defer cancel()
 	err = srv.Shutdown(drainCtx)
 	stopReconciler()
-	// The reconciler stops between steps, but not within the evaluation of
-	// one CUE unit: serve waits for it only until the drain bound, then
-	// exits, leaving the evaluation to end with the process.
+	// The reconciler stops between steps, and within a load by killing the
+	// child that evaluates CUE; serve still waits for it only until the
+	// drain bound, then exits without it.
 	select {
 	case <-recDone:
 	case <-drainCtx.Done():

@@ -19,11 +19,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charter-policy/charter/schema/cueproc"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// TestMain lets a test run this binary's main as a real child process.
+// TestMain lets a test run this binary's main as a real child process, and
+// lets the binary be the child that evaluates CUE for a command under test
+// (a cueproc.Runner starts the running binary with cueproc.Subcommand).
+// Such a child appends its pid to the file $CHARTER_TEST_CHILD_PIDS names,
+// when set, so that a test can check it is gone.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == cueproc.Subcommand {
+		if name := os.Getenv(childPIDsVar); name != "" {
+			recordPID(name)
+		}
+		main()
+		return
+	}
 	if os.Getenv("CHARTER_TEST_MAIN") == "1" {
 		main()
 		return

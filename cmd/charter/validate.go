@@ -26,7 +26,7 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	if err != nil {
 		return exitFailure, err
 	}
-	policy, loadErr := loadDir(ctx, dir)
+	policy, loadErr := loadDir(ctx, dir, opts.cue)
 	var report validateReport
 	report.Dir = dir
 	var errs schema.Errors
@@ -68,6 +68,7 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) (int, error) {
 type validateOptions struct {
 	format  *choiceValue
 	noTests bool
+	cue     *cueOptions
 }
 
 // validateFlags defines the flags of charter validate on fs.
@@ -75,11 +76,13 @@ func validateFlags(fs *flag.FlagSet) *validateOptions {
 	o := &validateOptions{format: oneOf("text", "text", "json", "github")}
 	fs.Var(o.format, "format", "output format: text, json or github (workflow annotations)")
 	fs.BoolVar(&o.noTests, "no-tests", false, "do not run the policy's tests")
+	o.cue = cueFlags(fs)
 	return o
 }
 
-// loadDir loads the policy root dir, with errors for a missing or empty root that name it.
-func loadDir(ctx context.Context, dir string) (*schema.PolicySet, error) {
+// loadDir loads the policy root dir, evaluating CUE under the limits cue
+// sets, with errors for a missing or empty root that name it.
+func loadDir(ctx context.Context, dir string, cue *cueOptions) (*schema.PolicySet, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -90,32 +93,20 @@ func loadDir(ctx context.Context, dir string) (*schema.PolicySet, error) {
 	if !info.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	// The loader stops between units when ctx ends, but the evaluation of
-	// one CUE unit cannot be interrupted: the load runs on its own
-	// goroutine and an interrupt returns at once, leaving that goroutine to
-	// end with the process (every caller exits on errInterrupted).
-	type loaded struct {
-		p   *schema.PolicySet
-		err error
+	loader, runner, err := cue.loader()
+	if err != nil {
+		return nil, err
 	}
-	done := make(chan loaded, 1)
-	go func() {
-		p, err := schema.NewLoader().Load(ctx, os.DirFS(dir))
-		done <- loaded{p, err}
-	}()
-	var res loaded
-	select {
-	case res = <-done:
-	case <-ctx.Done():
+	defer runner.Close()
+	// The loader stops when ctx ends, killing the children that evaluate CUE.
+	p, err := loader.Load(ctx, os.DirFS(dir))
+	if err != nil && ctx.Err() != nil {
 		return nil, errInterrupted
 	}
-	if res.err != nil && ctx.Err() != nil {
-		return nil, errInterrupted
+	if errors.Is(err, schema.ErrNoPolicy) {
+		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	if errors.Is(res.err, schema.ErrNoPolicy) {
-		return nil, fmt.Errorf("%s: %w", dir, res.err)
-	}
-	return res.p, res.err
+	return p, err
 }
 
 // errInterrupted ends a command whose context ended (SIGINT or SIGTERM)
