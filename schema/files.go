@@ -99,16 +99,9 @@ func ReadPolicyFileAtMost(fsys fs.FS, name string, maxBytes int64) ([]byte, erro
 	fail := func(format string, args ...any) error {
 		return &Error{Pos: Pos{File: name, Line: 1}, Message: fmt.Sprintf(format, args...)}
 	}
-	resolved, info, err := resolveInRoot(fsys, name)
+	resolved, info, err := ResolvePolicyFile(fsys, name)
 	if err != nil {
-		var bad *badLinkError
-		if errors.As(err, &bad) {
-			return nil, fail("%s", bad.msg)
-		}
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fail("not a regular file (%s): a policy file is a regular file, or a symbolic link to one inside the policy root", fileKind(info.Mode()))
+		return nil, err
 	}
 	if info.Size() > maxBytes {
 		return nil, fail("file is %d bytes, more than the %d a policy file may hold", info.Size(), maxBytes)
@@ -137,6 +130,31 @@ func ReadPolicyFileAtMost(fsys fs.FS, name string, maxBytes int64) ([]byte, erro
 			data = append(data, 0)[:len(data)]
 		}
 	}
+}
+
+// ResolvePolicyFile applies the rules of ReadPolicyFile to name without
+// reading it: it returns the name of the regular file that name is, or that
+// its symbolic links lead to inside the root, with that file's Lstat
+// information. A file that breaks a rule is an *Error naming it; any other
+// error is of I/O. It lets a source that can compare content without
+// reading it (a git tree, whose blobs are named by their hash) follow the
+// same rule as the readers.
+func ResolvePolicyFile(fsys fs.FS, name string) (string, fs.FileInfo, error) {
+	fail := func(format string, args ...any) error {
+		return &Error{Pos: Pos{File: name, Line: 1}, Message: fmt.Sprintf(format, args...)}
+	}
+	resolved, info, err := resolveInRoot(fsys, name)
+	if err != nil {
+		var bad *badLinkError
+		if errors.As(err, &bad) {
+			return "", nil, fail("%s", bad.msg)
+		}
+		return "", nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if !info.Mode().IsRegular() {
+		return "", nil, fail("not a regular file (%s): a policy file is a regular file, or a symbolic link to one inside the policy root", fileKind(info.Mode()))
+	}
+	return resolved, info, nil
 }
 
 // badLinkError is a symbolic link that is not followed: it leads outside
@@ -202,6 +220,8 @@ func fileKind(m fs.FileMode) string {
 		return "a device"
 	case m.IsDir():
 		return "a directory"
+	case m&fs.ModeIrregular != 0:
+		return "an irregular entry, such as a git submodule"
 	}
 	return "mode " + m.String()
 }

@@ -17,10 +17,9 @@ const ctxCheckEvery = 64
 // cache is bounded. A revision not in the repository is an error wrapping
 // ErrUnknownRevision.
 func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
-	if err := ctx.Err(); err != nil {
+	if err := r.mu.LockContext(ctx); err != nil {
 		return false, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	ha, err := r.resolve(a)
 	if err != nil {

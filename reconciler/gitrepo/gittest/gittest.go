@@ -5,6 +5,7 @@
 package gittest
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,17 @@ func Git(t testing.TB, dir string, args ...string) string {
 // override the fixed author and committer.
 func GitEnv(t testing.TB, dir string, env []string, args ...string) string {
 	t.Helper()
+	return run(t, dir, env, nil, args)
+}
+
+// GitInput is Git with data on its standard input.
+func GitInput(t testing.TB, dir string, data []byte, args ...string) string {
+	t.Helper()
+	return run(t, dir, nil, data, args)
+}
+
+func run(t testing.TB, dir string, env []string, stdin []byte, args []string) string {
+	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
@@ -32,6 +44,9 @@ func GitEnv(t testing.TB, dir string, env []string, args ...string) string {
 		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull, "HOME="+dir,
 		"GIT_TERMINAL_PROMPT=0")
 	cmd.Env = append(cmd.Env, env...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
