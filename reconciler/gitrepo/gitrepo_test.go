@@ -381,23 +381,13 @@ func TestTreeFSReadsOnlyWhatIsRead(t *testing.T) {
 // loose object whose hash keep does not hold.
 func removeObjectsBut(t *testing.T, bare string, keep map[string]bool) {
 	t.Helper()
-	packs, _ := filepath.Glob(filepath.Join(bare, "objects/pack/*.pack"))
-	for _, p := range packs {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.Remove(p)
-		os.Remove(strings.TrimSuffix(p, ".pack") + ".idx")
-		os.Remove(strings.TrimSuffix(p, ".pack") + ".rev")
-		gittest.GitInput(t, bare, data, "unpack-objects", "-q")
-	}
+	gittest.Unpack(t, bare)
 	dirs, _ := filepath.Glob(filepath.Join(bare, "objects/??"))
 	for _, d := range dirs {
 		entries, _ := os.ReadDir(d)
 		for _, e := range entries {
 			if h := filepath.Base(d) + e.Name(); !keep[h] {
-				if err := os.Remove(filepath.Join(d, e.Name())); err != nil {
+				if err := os.Remove(gittest.ObjectFile(bare, h)); err != nil {
 					t.Fatal(err)
 				}
 			}

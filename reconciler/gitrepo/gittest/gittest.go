@@ -87,3 +87,45 @@ func WriteFile(t testing.TB, dir, name, data string) {
 		t.Fatal(err)
 	}
 }
+
+// Run runs the command name with args in dir and returns its trimmed
+// output; any failure fails the test.
+func Run(t testing.TB, dir, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Unpack turns the packs of the repository whose git directory is gitDir
+// into loose objects, one file per object, so that a test can remove or
+// damage one object.
+func Unpack(t testing.TB, gitDir string) {
+	t.Helper()
+	packs, err := filepath.Glob(filepath.Join(gitDir, "objects", "pack", "*.pack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range packs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := strings.TrimSuffix(p, ".pack")
+		for _, ext := range []string{".pack", ".idx", ".rev"} {
+			if err := os.Remove(base + ext); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+		}
+		GitInput(t, gitDir, data, "unpack-objects", "-q")
+	}
+}
+
+// ObjectFile returns the file of the loose object hash in gitDir.
+func ObjectFile(gitDir, hash string) string {
+	return filepath.Join(gitDir, "objects", hash[:2], hash[2:])
+}
