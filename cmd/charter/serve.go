@@ -20,6 +20,7 @@ import (
 	"github.com/charter-policy/charter/reconciler/source"
 	"github.com/charter-policy/charter/reconciler/source/dir"
 	"github.com/charter-policy/charter/reconciler/source/embedded"
+	gitsource "github.com/charter-policy/charter/reconciler/source/git"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -36,6 +37,13 @@ type serveConfig struct {
 	webhookSecretFile                 string
 	minRevisionWait, debounce         time.Duration
 	interval                          time.Duration
+	// The git source's (SPEC 6.1).
+	branch, cacheDir string
+	fetchTimeout     time.Duration
+	credentials      gitsource.Credentials
+	// gitHTTPClient, set by tests only, reaches an https remote whose
+	// certificate the test made.
+	gitHTTPClient *http.Client
 }
 
 // defaultInterval is how often --source is fetched besides its own change
@@ -60,7 +68,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) (int, error) {
 // returns gives their values once fs is parsed.
 func serveFlags(fs *flag.FlagSet) func() serveConfig {
 	var cfg serveConfig
-	fs.StringVar(&cfg.source, "source", "", "policy source: a directory (watched for changes); empty serves the example policies built into the binary")
+	fs.StringVar(&cfg.source, "source", "", "policy source: a directory (watched for changes) or a git URL (file://, https://, ssh://, git:// or git@host:path; fetched every --interval); empty serves the example policies built into the binary")
 	fs.StringVar(&cfg.path, "path", "", "the policy root inside the source (default: the source's root)")
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8181", "address to listen on")
 	fs.StringVar(&cfg.environment, "environment", "", "serve only records whose tags.environment is this (or unset)")
@@ -71,7 +79,14 @@ func serveFlags(fs *flag.FlagSet) func() serveConfig {
 	fs.StringVar(&cfg.webhookSecretFile, "webhook-secret-file", "", "file holding the secret that POST /v1/reconcile must sign with (X-Hub-Signature-256); without it, reconcile is accepted from loopback only")
 	fs.DurationVar(&cfg.minRevisionWait, "min-revision-wait", api.DefaultMinRevisionWait, "how long a request with Charter-Min-Revision waits for that revision")
 	fs.DurationVar(&cfg.debounce, "debounce", dir.DefaultDebounce, "how long a watched directory must be quiet before a reload (a steady stream of changes still reloads every "+dir.DefaultMaxWait.String()+")")
-	fs.DurationVar(&cfg.interval, "interval", defaultInterval, "how often --source is fetched besides its change notifications (a rescan of a directory), jittered")
+	fs.DurationVar(&cfg.interval, "interval", defaultInterval, "how often --source is fetched besides its change notifications (a rescan of a directory, a fetch of a git remote), jittered by ±10%")
+	fs.StringVar(&cfg.branch, "branch", "", "the branch of a git --source to follow (default: the remote's HEAD)")
+	fs.DurationVar(&cfg.fetchTimeout, "fetch-timeout", gitsource.DefaultFetchTimeout, "the longest one fetch of a git --source may take")
+	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "the directory holding the bare clone of a git --source, one subdirectory per URL (default: the user cache directory's charter/)")
+	fs.StringVar(&cfg.credentials.SSHKeyFile, "git-ssh-key-file", "", "the private key (a deploy key, unencrypted) for an ssh:// or git@host:path --source; read again on every fetch")
+	fs.StringVar(&cfg.credentials.KnownHostsFile, "git-known-hosts-file", "", "the known_hosts file holding the ssh host's key (default: $SSH_KNOWN_HOSTS or ~/.ssh/known_hosts); an unknown host key is refused")
+	fs.StringVar(&cfg.credentials.TokenFile, "git-token-file", "", "the file holding a token sent as the password of HTTPS basic auth for an https:// --source; read again on every fetch")
+	fs.StringVar(&cfg.credentials.Username, "git-username", gitsource.DefaultUsername, "the user name of HTTPS basic auth with --git-token-file")
 	return func() serveConfig {
 		cfg.logFormat, cfg.logLevel = logFormat.String(), logLevel.String()
 		return cfg
@@ -94,6 +109,9 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	src, err := newSource(cfg, log, reg)
 	if err != nil {
 		return exitFailure, err
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
 	}
 	var secret []byte
 	if cfg.webhookSecretFile != "" {
@@ -189,20 +207,30 @@ func newSource(cfg serveConfig, log *slog.Logger, reg prometheus.Registerer) (so
 		}
 		log.Info("no --source given: serving the example policies embedded in the binary (policies-example)")
 		return embedded.New(policiesexample.FS(), "embedded:policies-example"), nil
-	case strings.Contains(cfg.source, "://") || strings.HasPrefix(cfg.source, "git@"):
-		return nil, fmt.Errorf("--source %s: remote git sources are not supported by this build yet; give a local directory", redactURL(cfg.source))
+	case gitsource.IsURL(cfg.source):
+		return gitsource.New(cfg.source, gitsource.Options{
+			Branch:       cfg.branch,
+			Path:         cfg.path,
+			CacheDir:     cfg.cacheDir,
+			FetchTimeout: cfg.fetchTimeout,
+			Credentials:  cfg.credentials,
+			Logger:       log,
+			HTTPClient:   cfg.gitHTTPClient,
+		})
 	}
-	return dir.New(cfg.source, dir.Options{Path: cfg.path, Debounce: cfg.debounce, Logger: log, WatchErrors: dir.NewWatchErrors(reg)})
-}
-
-// redactURL hides credentials in a URL for messages.
-func redactURL(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		if at := strings.LastIndex(s[i+3:], "@"); at >= 0 {
-			return s[:i+3] + "***@" + s[i+3+at+1:]
+	for _, f := range []struct {
+		flag string
+		set  bool
+	}{
+		{"--branch", cfg.branch != ""}, {"--cache-dir", cfg.cacheDir != ""},
+		{"--git-ssh-key-file", cfg.credentials.SSHKeyFile != ""}, {"--git-known-hosts-file", cfg.credentials.KnownHostsFile != ""},
+		{"--git-token-file", cfg.credentials.TokenFile != ""},
+	} {
+		if f.set {
+			return nil, fmt.Errorf("%s is for a git URL --source, not the directory %s", f.flag, cfg.source)
 		}
 	}
-	return s
+	return dir.New(cfg.source, dir.Options{Path: cfg.path, Debounce: cfg.debounce, Logger: log, WatchErrors: dir.NewWatchErrors(reg)})
 }
 
 func readSecret(path string) ([]byte, error) {
@@ -248,11 +276,11 @@ func (b backend) SnapshotChanged() <-chan struct{} { return b.rec.ServedChanged(
 
 // Status maps the reconciler's status to GET /v1/status: what is served
 // (with its commit and signature), what was fetched last and whether that
-// failed, and the newest revision that could not be served. Branch stays
-// empty: no source of this build follows a branch.
+// failed, and the newest revision that could not be served; Branch is the
+// git source's.
 func (b backend) Status() api.Status {
 	st := b.rec.Status()
-	out := api.Status{Source: st.Source, Counts: map[string]int{}, LastFetch: st.LastFetch}
+	out := api.Status{Source: st.Source, Branch: st.Branch, Counts: map[string]int{}, LastFetch: st.LastFetch}
 	if s := st.Served; s != nil {
 		c := s.Snapshot.Counts()
 		rev := s.Revision
