@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,9 +84,11 @@ func pushServed(t *testing.T, s *server, remote *gittest.Remote, files map[strin
 	return c
 }
 
-func minRevision(t *testing.T, s *server, min string) (int, string) {
+// minRevision asks whether ann may read resource, with Charter-Min-Revision
+// min, and returns the answer's status and Charter-Revision.
+func minRevision(t *testing.T, s *server, resource, min string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.base+"/v1/users/ann/resources/documents%2Fd1/permissions/documents:read", nil)
+	req, _ := http.NewRequest(http.MethodGet, s.base+"/v1/users/ann/resources/"+url.PathEscape(resource)+"/permissions/documents:read", nil)
 	req.Header.Set("Charter-Min-Revision", min)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -100,13 +103,13 @@ func TestServeGitDaemon(t *testing.T) {
 	remote := gittest.NewRemote(t, root, "policy")
 	c1 := remote.Set(t, gitPolicy(1), "first")
 	daemon := gittest.StartDaemon(t, root)
-	url := daemon.URL("policy.git")
+	source := daemon.URL("policy.git")
 	cache := t.TempDir()
-	cfg := serveConfig{source: url, path: "policies", interval: 100 * time.Millisecond, cacheDir: cache, fetchTimeout: 5 * time.Second}
+	cfg := serveConfig{source: source, path: "policies", interval: 100 * time.Millisecond, cacheDir: cache, fetchTimeout: 5 * time.Second}
 	s := launchServer(t, cfg)
 	s.waitFor(t, func() bool { return s.status(t).Revision == c1 })
 	st := s.status(t)
-	if st.Source != url || st.Branch == nil || *st.Branch != "main" || st.FetchedRevision == nil || *st.FetchedRevision != c1 ||
+	if st.Source != source || st.Branch == nil || *st.Branch != "main" || st.FetchedRevision == nil || *st.FetchedRevision != c1 ||
 		st.LastFetch == nil || st.LastFetchError != nil || st.Subject != "first" {
 		t.Errorf("status: %+v", st)
 	}
@@ -139,11 +142,11 @@ func TestServeGitDaemon(t *testing.T) {
 	// Charter-Min-Revision: the served commit and its ancestors are fine;
 	// an unknown commit is 409 after the wait.
 	for _, min := range []string{c4, c1, c2[:12]} {
-		if code, rev := minRevision(t, s, min); code != http.StatusNotFound || rev != c4 {
+		if code, rev := minRevision(t, s, "documents/d1", min); code != http.StatusNotFound || rev != c4 {
 			t.Errorf("Charter-Min-Revision %.12s: %d at %s, want 404 (d1 is not ann's) at %s", min, code, rev, c4)
 		}
 	}
-	if code, rev := minRevision(t, s, "0123456789abcdef0123456789abcdef01234567"); code != http.StatusConflict || rev != c4 {
+	if code, rev := minRevision(t, s, "documents/d1", "0123456789abcdef0123456789abcdef01234567"); code != http.StatusConflict || rev != c4 {
 		t.Errorf("an unknown commit: %d at %s, want 409 naming %s", code, rev, c4)
 	}
 
@@ -182,7 +185,7 @@ func TestServeGitMinRevisionFetches(t *testing.T) {
 		cacheDir: t.TempDir(), minRevisionWait: 15 * time.Second})
 	s.waitFor(t, func() bool { return s.status(t).Revision == c1 })
 	c2 := remote.Set(t, gitPolicy(2), "second")
-	if code, rev := minRevision(t, s, c2); code != http.StatusNotFound || rev != c2 {
+	if code, rev := minRevision(t, s, "documents/d1", c2); code != http.StatusNotFound || rev != c2 {
 		t.Errorf("Charter-Min-Revision of a just-pushed commit: %d at %s, want an answer from %s", code, rev, c2)
 	}
 }
@@ -205,9 +208,9 @@ func TestServeGitHTTPSCredentialsNeverShown(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(old+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	url := strings.Replace(srv.URL, "https://", "https://charter:"+urlSecret+"@", 1) + "/policy.git"
+	withSecret := strings.Replace(srv.URL, "https://", "https://charter:"+urlSecret+"@", 1) + "/policy.git"
 	s := launchServer(t, serveConfig{
-		source: url, path: "policies", interval: 100 * time.Millisecond, cacheDir: t.TempDir(), logLevel: "debug",
+		source: withSecret, path: "policies", interval: 100 * time.Millisecond, cacheDir: t.TempDir(), logLevel: "debug",
 		credentials: gitsource.Credentials{TokenFile: tokenFile, Username: "charter"}, gitHTTPClient: srv.Client(),
 	})
 	s.waitFor(t, func() bool { return s.status(t).LastFetchError != nil })

@@ -256,6 +256,15 @@ func (r *Repo) Commit(ctx context.Context, rev string) (*Commit, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	c, err := r.commitObject(rev)
+	if err != nil {
+		return nil, err
+	}
+	return toCommit(c), nil
+}
+
+// commitObject returns the commit rev names; r.mu is held.
+func (r *Repo) commitObject(rev string) (*object.Commit, error) {
 	h, err := r.resolve(rev)
 	if err != nil {
 		return nil, err
@@ -264,7 +273,7 @@ func (r *Repo) Commit(ctx context.Context, rev string) (*Commit, error) {
 	if err != nil {
 		return nil, unknown(rev, err)
 	}
-	return toCommit(c), nil
+	return c, nil
 }
 
 func toCommit(c *object.Commit) *Commit {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/charter-policy/charter/reconciler/gitrepo/gittest"
 	"github.com/charter-policy/charter/reconciler/source"
+	"github.com/charter-policy/charter/reconciler/source/sourcetest"
 )
 
 var ctx = context.Background()
@@ -216,7 +217,7 @@ func TestFilesAndMatches(t *testing.T) {
 		"teams/a.json": policy["policies/teams/a.json"], "teams/b.yaml": policy["policies/teams/b.yaml"],
 		"teams/c.yml": policy["policies/teams/c.yml"], "link.json": policy["policies/teams/a.json"],
 	}
-	if got := readAll(t, files); !sameMap(got, want) {
+	if got := sourcetest.ReadAll(t, files); !sameMap(got, want) {
 		t.Errorf("Files() = %v\nwant %v", got, want)
 	}
 	if err := fstest.TestFS(files, "roles.cue", "teams/a.json"); err != nil {
@@ -292,7 +293,7 @@ func TestFilesSymlinks(t *testing.T) {
 		t.Errorf("Matches() of a commit whose files are refused = %v, %v, want false", same, err)
 	}
 	// From the repository root the same link stays inside.
-	if content, err := r.Files(ctx, head, "", source.Limits{}); err != nil || readAll(t, content.Files.FS())["policies/escape.cue"] != "package p\n" {
+	if content, err := r.Files(ctx, head, "", source.Limits{}); err != nil || sourcetest.ReadAll(t, content.Files.FS())["policies/escape.cue"] != "package p\n" {
 		t.Errorf("Files(root) = %v", err)
 	}
 
@@ -332,11 +333,11 @@ func TestFilesSymlinks(t *testing.T) {
 			case err != nil:
 				t.Errorf("Files() = %v", err)
 			case tt.want == "":
-				if _, ok := readAll(t, content.Files.FS())[name+"/a.cue"]; ok {
+				if _, ok := sourcetest.ReadAll(t, content.Files.FS())[name+"/a.cue"]; ok {
 					t.Errorf("a linked directory was walked")
 				}
 			default:
-				if got := readAll(t, content.Files.FS())[name]; got != tt.want {
+				if got := sourcetest.ReadAll(t, content.Files.FS())[name]; got != tt.want {
 					t.Errorf("%s = %q, want %q", name, got, tt.want)
 				}
 			}
@@ -365,7 +366,7 @@ func TestTreeFSReadsOnlyWhatIsRead(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Files() read more than the policy files: %v", err)
 	}
-	if got := readAll(t, content.Files.FS()); !sameMap(got, map[string]string{"roles.cue": "package p\n"}) {
+	if got := sourcetest.ReadAll(t, content.Files.FS()); !sameMap(got, map[string]string{"roles.cue": "package p\n"}) {
 		t.Errorf("Files() = %v", got)
 	}
 	tree, err := r.TreeFS(ctx, head, "policies")
@@ -409,7 +410,7 @@ func TestFilesSubmodule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readAll(t, content.Files.FS()); !sameMap(got, map[string]string{"roles.cue": "package p\n"}) {
+	if got := sourcetest.ReadAll(t, content.Files.FS()); !sameMap(got, map[string]string{"roles.cue": "package p\n"}) {
 		t.Errorf("Files() = %v", got)
 	}
 	if !slices.Equal(content.Submodules, []string{"vendor"}) {
@@ -532,23 +533,6 @@ func TestFirstParents(t *testing.T) {
 			t.Errorf("walk with a cancelled context yields %v", err)
 		}
 	}
-}
-
-func readAll(t *testing.T, fsys fs.FS) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(fsys, name)
-		out[name] = string(data)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func sameMap(a, b map[string]string) bool {

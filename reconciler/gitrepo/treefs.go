@@ -39,14 +39,11 @@ func (r *Repo) TreeFS(ctx context.Context, rev, subpath string) (fs.FS, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := r.resolve(rev)
+	c, err := r.commitObject(rev)
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.repo.CommitObject(h)
-	if err != nil {
-		return nil, unknown(rev, err)
-	}
+	h := c.Hash
 	root, err := c.Tree()
 	if err != nil {
 		return nil, fmt.Errorf("tree of %s: %w", h, err)

@@ -35,20 +35,20 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// lockedBuffer is a bytes.Buffer that a child process and a test may use
-// at once.
-type lockedBuffer struct {
+// Buffer is a bytes.Buffer that a writer (a child process, a logger) and a
+// test may use at once.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *Buffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *Buffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -63,7 +63,7 @@ type process struct {
 	addr   string
 	cmd    *exec.Cmd
 	exited chan struct{}
-	logs   lockedBuffer
+	logs   Buffer
 }
 
 func (p *process) start() {

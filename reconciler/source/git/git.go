@@ -452,34 +452,17 @@ func (s *Source) read(ctx context.Context, tip string) (source.Revision, fs.FS, 
 }
 
 // Includes reports whether served is min or descends from it in the
-// clone. min may be abbreviated; a min the clone does not hold (not
-// fetched yet, or no commit at all) is false.
+// clone (gitrepo.Repo.Includes): min may be abbreviated; a min the clone
+// does not hold (not fetched yet, or no commit at all) is false.
 func (s *Source) Includes(ctx context.Context, served, min string) (bool, error) {
 	if served == min {
 		return true, nil
 	}
 	repo := s.Repo()
-	if repo == nil || !isHex(min) || !isHex(served) {
+	if repo == nil {
 		return false, nil
 	}
-	ok, err := repo.IsAncestor(ctx, min, served)
-	if errors.Is(err, gitrepo.ErrUnknownRevision) {
-		return false, nil
-	}
-	return ok, err
-}
-
-// isHex reports whether s looks like a full or abbreviated commit hash.
-func isHex(s string) bool {
-	if len(s) < 4 || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
+	return repo.Includes(ctx, served, min)
 }
 
 // flight runs one fetch at a time; callers that arrive while it runs share

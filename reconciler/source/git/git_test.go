@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
@@ -32,30 +31,11 @@ var policy = map[string]string{
 	"README.md":          "# a policy repository\n",
 }
 
-// syncBuffer is a log destination the test can read while the source
-// writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newSource makes a source for url, closed at the end of the test, whose
 // log goes to the returned buffer.
-func newSource(t *testing.T, url string, opts Options) (*Source, *syncBuffer) {
+func newSource(t *testing.T, url string, opts Options) (*Source, *gittest.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &gittest.Buffer{}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -76,24 +56,7 @@ func fetch(t *testing.T, s *Source) (source.Revision, map[string]string) {
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
-	return rev, readAll(t, fsys)
-}
-
-func readAll(t *testing.T, fsys fs.FS) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(fsys, name)
-		out[name] = string(data)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return rev, sourcetest.ReadAll(t, fsys)
 }
 
 // conformance runs the conformance suite with sources made by newURL over
@@ -350,7 +313,7 @@ func TestRestartWithRemoteDown(t *testing.T) {
 	if !errors.As(err, &stale) || rev.ID != first || fsys == nil {
 		t.Fatalf("restart with the remote down: %+v, %v; want the cached %s with a StaleError", rev, err, first)
 	}
-	if files := readAll(t, fsys); files["roles.cue"] != policy["policies/roles.cue"] {
+	if files := sourcetest.ReadAll(t, fsys); files["roles.cue"] != policy["policies/roles.cue"] {
 		t.Errorf("cached files = %v", files)
 	}
 	if restarted.Branch() != "main" {
@@ -490,7 +453,10 @@ func TestBigBlobOutsidePathIsNeverRead(t *testing.T) {
 	gittest.WriteFile(t, remote.Work, "policies/roles.cue", policy["policies/roles.cue"])
 	gittest.CommitAll(t, remote.Work, "with a big blob")
 	remote.Push(t)
-	s, _ := newSource(t, "file://"+remote.Bare, Options{Path: "policies"})
+	// Through git daemon: go-git's in-process server (file://) packs a
+	// 100 MB blob slowly under the race detector.
+	daemon := gittest.StartDaemon(t, root)
+	s, _ := newSource(t, daemon.URL("policy.git"), Options{Path: "policies", FetchTimeout: 5 * time.Minute})
 	fetch(t, s)
 
 	// A new tip whose pack holds no big blob: its fetch and read allocate

@@ -126,10 +126,12 @@ func fetch(t *testing.T, src source.Source) (source.Revision, map[string]string)
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
-	return rev, readAll(t, fsys)
+	return rev, ReadAll(t, fsys)
 }
 
-func readAll(t *testing.T, fsys fs.FS) map[string]string {
+// ReadAll returns every file of fsys, a source's fetched files, by name;
+// a file that is not regular fails the test.
+func ReadAll(t testing.TB, fsys fs.FS) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
@@ -270,14 +272,14 @@ func testImmutable(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := readAll(t, fsys)
+	before := ReadAll(t, fsys)
 	if f.Set != nil {
 		f.Set(with(without(corpus(), "roles.cue"), "teams/b.yaml", "groups: {}\n# changed\n"))
 		if _, _, err := f.Source.Fetch(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	checkFiles(t, readAll(t, fsys), before)
+	checkFiles(t, ReadAll(t, fsys), before)
 }
 
 func testCancel(t *testing.T, h Harness) {
