@@ -110,9 +110,9 @@ func (r *Repo) Matches(ctx context.Context, rev, subpath string, files fs.FS) (b
 	return same && seen == len(entries), nil
 }
 
-// cleanSubpath returns subpath as a clean slash path inside the repository,
-// "" for its root.
-func cleanSubpath(subpath string) (string, error) {
+// CleanPath returns subpath as a clean slash path inside the repository,
+// "" for its root; a path that leaves the repository ("../x") is an error.
+func CleanPath(subpath string) (string, error) {
 	sub := path.Clean("/" + strings.ReplaceAll(subpath, "\\", "/"))
 	if strings.Contains("/"+subpath+"/", "/../") {
 		return "", fmt.Errorf("path %q leaves the repository", subpath)

@@ -35,7 +35,7 @@ func (r *Repo) TreeFS(ctx context.Context, rev, subpath string) (fs.FS, error) {
 		return nil, err
 	}
 	defer r.mu.Unlock()
-	sub, err := cleanSubpath(subpath)
+	sub, err := CleanPath(subpath)
 	if err != nil {
 		return nil, err
 	}

@@ -133,6 +133,9 @@ func New(rawURL string, opts Options) (*Source, error) {
 			return nil, fmt.Errorf("--branch %q is not a branch name", opts.Branch)
 		}
 	}
+	if _, err := gitrepo.CleanPath(opts.Path); err != nil {
+		return nil, fmt.Errorf("--path: %w", err)
+	}
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = DefaultFetchTimeout
 	}

@@ -185,6 +185,9 @@ func TestBranchOption(t *testing.T) {
 	if _, err := New("file://"+remote.Bare, Options{Branch: "a..b", CacheDir: t.TempDir()}); err == nil {
 		t.Error("--branch a..b was accepted")
 	}
+	if _, err := New("file://"+remote.Bare, Options{Path: "policies/../../x", CacheDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "leaves the repository") {
+		t.Errorf("--path out of the repository: %v", err)
+	}
 }
 
 func TestPathMissingInTip(t *testing.T) {
