@@ -7,7 +7,10 @@
 //
 //	fetch  → the source's revision and files (source.Source); a revision
 //	         already handled (same ID and content Key) stops here, no work
-//	verify → the revision's signature, when signatures are required
+//	verify → the commit against Options.Trust (package trust): its
+//	         signature, and those of the commits below it, by trusted keys;
+//	         its descent from the served commit (a force-push is logged,
+//	         or rejected under NoRewind)
 //	load   → parse and validate the files (SPEC 3.1, without tests)
 //	check  → diff against the served policy and apply the change rules (3.2)
 //	build  → apply the diff to the served snapshot (a full build the first
@@ -27,8 +30,9 @@
 //     served snapshot stays; the revision is not tried again until the
 //     source's revision changes. Result label "invalid".
 //   - *RejectedError: the revision validates but may not be served: the
-//     change rules, or its signature. Handled like an invalid one. Result
-//     label "rejected".
+//     change rules, its signature, or its ancestry. Handled like an invalid
+//     one, except that a revision rejected by the trusted keys is judged
+//     again when the keys' files change. Result label "rejected".
 //   - *TransientError: the source could not be fetched. Retried with
 //     exponential backoff (1 s doubling to 5 minutes, jittered, reset by a
 //     successful fetch). Result label "fetch_error". A source that could
@@ -49,6 +53,10 @@
 // A request or a reported change does not wait for the backoff. Each swap
 // of the served snapshot closes the channel ServedChanged returned before
 // it, so that a caller can wait for a new snapshot without polling.
+//
+// Each newly served commit is recorded in Options.State, so that after a
+// restart the checks of Options.Trust compare a new tip with the commit
+// served before it (Options.LastServed).
 //
 // Data flows one way: cmd → reconciler → engine → schema. The reconciler
 // knows nothing of the HTTP API; charter serve adapts Status for it.

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/charter-policy/charter/engine"
+	"github.com/charter-policy/charter/reconciler/gitrepo"
 	"github.com/charter-policy/charter/reconciler/source"
+	"github.com/charter-policy/charter/reconciler/trust"
 	"github.com/charter-policy/charter/schema"
 )
 
@@ -26,11 +28,34 @@ type Options struct {
 	// besides its own change notifications: the rescan of a directory, the
 	// poll of a remote.
 	Interval time.Duration
-	// RequireSignature rejects every revision whose signature is not good.
-	// A bad signature is rejected whatever this says.
-	RequireSignature bool
+	// Trust, when not nil, is what a commit must satisfy to be served: its
+	// signature and those below it by trusted keys, its descent from the
+	// served commit (trust.Policy). A revision that is not a commit of a
+	// repository the source can read (see CommitSource) is rejected when
+	// Trust requires a signature or forbids a rewind, and so is a work tree
+	// with uncommitted changes. A bad
+	// signature reported by the source is rejected whatever this says.
+	Trust *trust.Policy
+	// LastServed is the commit served before this process started (as
+	// State recorded it), the base of Trust's checks until a revision is
+	// served; "" when unknown.
+	LastServed string
+	// State, when not nil, records each newly served commit, for
+	// LastServed after a restart.
+	State *trust.State
 	// Now returns the time for status and LoadedAt. Nil: time.Now.
 	Now func() time.Time
+}
+
+// CommitSource is a Source whose revisions are git commits of a repository
+// it can read. The reconciler checks their signatures and ancestry there
+// (Options.Trust), and notices force-pushes.
+type CommitSource interface {
+	// Repository returns the repository that holds the commit of the
+	// revision the last Fetch returned, or nil when that revision is not a
+	// commit (a directory outside git). Only the reconciler's loop calls
+	// it, after Fetch.
+	Repository() *gitrepo.Repo
 }
 
 // Reconciler keeps a snapshot current with a source. Run runs its loop;
@@ -49,6 +74,9 @@ type Reconciler struct {
 	status  atomic.Pointer[Status]
 	kick    chan struct{} // capacity 1: a reconcile is wanted
 	run     atomic.Bool   // Run was called
+	// watchEnded is the error that ended the source's watch; nil while it
+	// runs.
+	watchEnded atomic.Pointer[source.WatchProblem]
 
 	mu      sync.Mutex
 	waiters []chan error // requests for the next reconcile's outcome
@@ -58,9 +86,13 @@ type Reconciler struct {
 	handled struct { // the last revision handled, served or not
 		id, key string
 		err     error // why it is not served; nil when it is
+		// trust is the digest of the trusted keys that rejected it, when
+		// its signature did: a change of the keys judges it again.
+		trust string
 	}
-	rebuild bool // build the next snapshot from scratch
-	backoff backoff
+	servedCommit string // the commit served (or LastServed before the first)
+	rebuild      bool   // build the next snapshot from scratch
+	backoff      backoff
 	// after and random are time.After and rand.Float64; tests replace them.
 	after  func(time.Duration) <-chan time.Time
 	random func() float64
@@ -77,6 +109,7 @@ func New(src source.Source, opts Options) *Reconciler {
 	r := &Reconciler{
 		src: src, loader: schema.NewLoader(), log: opts.Logger, m: opts.Metrics, opts: opts,
 		kick: make(chan struct{}, 1), after: time.After, random: rand.Float64,
+		servedCommit: opts.LastServed,
 	}
 	r.status.Store(&Status{Source: src.String()})
 	swapped := make(chan struct{})
@@ -101,9 +134,19 @@ func (r *Reconciler) Served() *Served { return r.served.Load() }
 // two closes the channel.
 func (r *Reconciler) ServedChanged() <-chan struct{} { return *r.swapped.Load() }
 
-// Status returns the state published by the last reconcile. It never
-// waits, not even while a reconcile is in progress.
-func (r *Reconciler) Status() Status { return *r.status.Load() }
+// Status returns the state published by the last reconcile, with the
+// source's watch problem as it is now. It never waits, not even while a
+// reconcile is in progress.
+func (r *Reconciler) Status() Status {
+	st := *r.status.Load()
+	if h, ok := r.src.(source.WatchHealth); ok {
+		st.WatchProblem = h.WatchProblem()
+	}
+	if st.WatchProblem == nil {
+		st.WatchProblem = r.watchEnded.Load()
+	}
+	return st
+}
 
 // Reconcile asks the loop to fetch as soon as it can; it never blocks.
 func (r *Reconciler) Reconcile() { r.TryReconcile() }
@@ -166,6 +209,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			if err := w.Watch(ctx, r.Reconcile); err != nil {
 				r.log.Error("watching the policy source failed; changes are picked up only at the interval and on request",
 					"source", r.src.String(), "err", err)
+				r.watchEnded.Store(&source.WatchProblem{At: r.opts.Now().UTC(), Message: err.Error()})
 			}
 		})
 	}

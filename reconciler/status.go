@@ -42,6 +42,12 @@ type Status struct {
 	// Rejected is the newest revision seen that could not be served; nil
 	// once a newer revision is served.
 	Rejected *Rejection
+	// WatchProblem is a watch of the source that could not be set up (again):
+	// changes are then seen only at the interval and on request. It is read
+	// from the source when Status is called (source.WatchHealth), or is the
+	// error that ended the source's watch; nil while the watch is whole or
+	// the source is not watched.
+	WatchProblem *source.WatchProblem
 }
 
 // FetchError is a failed fetch.

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/charter-policy/charter/engine"
+	"github.com/charter-policy/charter/reconciler/gitrepo"
 	"github.com/charter-policy/charter/reconciler/source"
+	"github.com/charter-policy/charter/reconciler/trust"
 	"github.com/charter-policy/charter/schema"
 	"github.com/charter-policy/charter/schema/change"
 )
@@ -25,10 +29,15 @@ type run struct {
 	// relabel: the content equals base's under another ID; nothing is
 	// loaded, the snapshot is base's with the new ID.
 	relabel bool
-	loaded  *schema.Loaded
-	diff    *change.Diff
-	snap    *engine.Snapshot
-	served  *Served // what swap published
+	// commit is the revision's commit ("" when it is not one); forcePush,
+	// when not empty, the served commit it does not descend from.
+	commit, forcePush string
+	// trust is the digest of the trusted keys a signature check used.
+	trust  string
+	loaded *schema.Loaded
+	diff   *change.Diff
+	snap   *engine.Snapshot
+	served *Served // what swap published
 }
 
 // step is one stage of a reconcile. It returns nil to go on, or an error
@@ -106,7 +115,9 @@ func (r *Reconciler) fetch(ctx context.Context, x *run) error {
 	case errors.As(err, &content):
 		// Unusable content is the revision's fault: handled like an invalid
 		// one, keyed by the error (the content has no digest), under the
-		// commit that holds it when the source names one.
+		// commit that holds it when the source names one. The error is about
+		// a whole file: it is placed at the file's first line, as the loader
+		// places the same refusal (charter validate).
 		x.fetched = true
 		x.rev = rev
 		x.rev.Key = "content-error:" + err.Error()
@@ -118,24 +129,79 @@ func (r *Reconciler) fetch(ctx context.Context, x *run) error {
 		return &TransientError{Err: err}
 	}
 	x.fetched, x.rev, x.files = true, rev, files
-	if rev.ID == r.handled.id && rev.Key == r.handled.key {
+	if rev.ID == r.handled.id && rev.Key == r.handled.key && !r.trustChanged() {
 		return errUnchanged
 	}
 	x.relabel = x.base != nil && rev.Key == x.base.Revision.Key
 	return nil
 }
 
-// verify rejects a revision with a bad signature, or without a good one
-// when signatures are required.
-func (r *Reconciler) verify(_ context.Context, x *run) error {
-	sig := x.rev.Signature
+// verify checks the revision's commit against Options.Trust: signatures,
+// and descent from the served commit. It finds a force-push even without
+// Trust, for the log.
+func (r *Reconciler) verify(ctx context.Context, x *run) error {
+	policy := r.opts.Trust
+	if policy == nil {
+		policy = &trust.Policy{}
+	}
+	if x.rev.Signature.Status == source.SignatureBad {
+		return r.reject(x, "the commit's signature is not good")
+	}
+	commit, dirty := commitOf(x.rev.ID)
+	var repo *gitrepo.Repo
+	if cs, ok := r.src.(CommitSource); ok && commit != "" {
+		repo = cs.Repository()
+	}
 	switch {
-	case sig.Status == source.SignatureBad:
-		return &RejectedError{Revision: x.rev.ID, Errors: schema.Errors{{Message: "the commit's signature is not good"}}}
-	case r.opts.RequireSignature && sig.Status != source.SignatureGood:
-		return &RejectedError{Revision: x.rev.ID, Errors: schema.Errors{{Message: "the commit is not signed by a trusted key"}}}
+	case repo == nil && policy.Keys != nil:
+		return r.reject(x, fmt.Sprintf("revision %s is not a git commit: its signature cannot be verified (--trusted-keys, --trusted-ssh-signers)", x.rev.ID))
+	case repo == nil && policy.NoRewind:
+		return r.reject(x, fmt.Sprintf("revision %s is not a git commit: its descent from the served commit cannot be checked (--no-rewind)", x.rev.ID))
+	case repo == nil:
+		return nil
+	case dirty && policy.Keys != nil:
+		return r.reject(x, fmt.Sprintf("revision %s differs from its commit %s: only committed content carries a signature (--trusted-keys, --trusted-ssh-signers)", x.rev.ID, commit))
+	case dirty && policy.NoRewind:
+		return r.reject(x, fmt.Sprintf("revision %s differs from its commit %s: uncommitted content has no place in the history that --no-rewind follows", x.rev.ID, commit))
+	}
+	x.commit = commit
+	if policy.Keys != nil {
+		x.trust = policy.Keys.Digest()
+	}
+	v, err := policy.Check(ctx, repo, r.servedCommit, commit)
+	var re *trust.RejectError
+	switch {
+	case err == nil:
+	case errors.As(err, &re):
+		return r.reject(x, re.Reason)
+	case isContextErr(ctx, err):
+		return err
+	default:
+		return &TransientError{Err: fmt.Errorf("verify commit %s: %w", commit, err)}
+	}
+	if policy.Keys != nil {
+		x.rev.Signature = v.Signature
+	}
+	if v.ForcePush {
+		x.forcePush = r.servedCommit
 	}
 	return nil
+}
+
+// reject returns the RejectedError of a revision that failed verification.
+func (r *Reconciler) reject(x *run, reason string) error {
+	return &RejectedError{Revision: x.rev.ID, Errors: schema.Errors{{Message: reason}}}
+}
+
+// commitOf returns the commit of a revision ID ("<commit>" or
+// "<commit>+dirty.<hex>"), and whether it is dirty; "" when the ID is not a
+// commit's.
+func commitOf(id string) (commit string, dirty bool) {
+	commit, _, dirty = strings.Cut(id, "+dirty")
+	if !trust.IsCommitHash(commit) {
+		return "", false
+	}
+	return commit, dirty
 }
 
 // load parses and validates the files (SPEC 3.1 without tests).
@@ -274,16 +340,21 @@ func (r *Reconciler) publish(ctx context.Context, x *run, err error) {
 		r.log.Debug("revision unchanged", "revision", x.rev.ID, "source", st.Source)
 	case err == nil:
 		st.Served, st.Rejected = x.served, nil
-		r.handled.id, r.handled.key, r.handled.err = x.rev.ID, x.rev.Key, nil
+		r.handled.id, r.handled.key, r.handled.err, r.handled.trust = x.rev.ID, x.rev.Key, nil, ""
 		r.rebuild = false
+		if x.forcePush != "" {
+			r.log.Warn("force-push: the new revision does not descend from the served commit; serving it", "revision", x.rev.ID,
+				"previous", x.forcePush, "source", st.Source)
+		}
 		r.audit(x)
 		r.observeServed(x.served, x.base)
+		r.recordServed(x.commit, now)
 	case errors.As(err, &invalid):
-		r.handled.id, r.handled.key, r.handled.err = x.rev.ID, x.rev.Key, err
+		r.handled.id, r.handled.key, r.handled.err, r.handled.trust = x.rev.ID, x.rev.Key, err, ""
 		st.Rejected = &Rejection{Revision: invalid.Revision, Result: result, Errors: invalid.Errors, At: now}
 		r.logRejection(st.Rejected)
 	case errors.As(err, &rejected):
-		r.handled.id, r.handled.key, r.handled.err = x.rev.ID, x.rev.Key, err
+		r.handled.id, r.handled.key, r.handled.err, r.handled.trust = x.rev.ID, x.rev.Key, err, x.trust
 		st.Rejected = &Rejection{Revision: rejected.Revision, Result: result, Errors: rejected.Errors, At: now}
 		r.logRejection(st.Rejected)
 	case errors.As(err, &transient):
@@ -319,6 +390,32 @@ func (r *Reconciler) fetchFailed(prev *FetchError, err error, now time.Time, bas
 	r.log.Warn("fetching the policy source failed; retrying with backoff", "source", r.src.String(), "err", err,
 		"failures", failures, "serving", serving)
 	return &FetchError{At: now, Message: err.Error(), Failures: failures}
+}
+
+// trustChanged reports whether the handled revision was rejected by the
+// trusted keys and the keys have changed since: it is judged again.
+func (r *Reconciler) trustChanged() bool {
+	return r.handled.trust != "" && r.opts.Trust != nil && r.opts.Trust.Keys != nil && r.opts.Trust.Keys.Digest() != r.handled.trust
+}
+
+// recordServed remembers the served commit ("" for a revision that is not
+// one), and records it in the state file when it changed.
+func (r *Reconciler) recordServed(commit string, now time.Time) {
+	if commit == "" || commit == r.servedCommit {
+		return
+	}
+	r.servedCommit = commit
+	if r.opts.State == nil {
+		return
+	}
+	if err := r.opts.State.Store(commit, now); err != nil {
+		level := slog.LevelWarn
+		if t := r.opts.Trust; t != nil && (t.NoRewind || t.Mode == trust.All) {
+			level = slog.LevelError // the check that needs it is weaker after a restart
+		}
+		r.log.Log(context.Background(), level, "recording the served commit failed; after a restart it is not known", "commit", commit,
+			"file", r.opts.State.Path(), "err", err)
+	}
 }
 
 func (s *Served) revisionID() string {

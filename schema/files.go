@@ -96,35 +96,49 @@ func ReadPolicyFile(fsys fs.FS, name string) ([]byte, error) {
 // ReadPolicyFileAtMost is ReadPolicyFile with a bound of its own, for a
 // source that reads under a smaller limit than the loader's.
 func ReadPolicyFileAtMost(fsys fs.FS, name string, maxBytes int64) ([]byte, error) {
-	fail := func(format string, args ...any) error {
-		return &Error{Pos: Pos{File: name, Line: 1}, Message: fmt.Sprintf(format, args...)}
-	}
-	resolved, info, err := ResolvePolicyFile(fsys, name)
+	data, _, _, err := ReadPolicyFileStat(fsys, name, maxBytes)
+	return data, err
+}
+
+// ReadPolicyFileStat is ReadPolicyFileAtMost that also returns the name it
+// read (name itself unless a symbolic link was followed) and the
+// information of the file as it was opened, before it was read: what a
+// source compares on its next scan to tell that the file has not changed
+// (the inode is that of the content read, whatever was renamed meanwhile).
+func ReadPolicyFileStat(fsys fs.FS, name string, maxBytes int64) ([]byte, string, fs.FileInfo, error) {
+	resolved, info, err := StatPolicyFile(fsys, name)
 	if err != nil {
-		return nil, err
+		return nil, "", nil, err
 	}
 	if info.Size() > maxBytes {
-		return nil, fail("file is %d bytes, more than the %d a policy file may hold", info.Size(), maxBytes)
+		return nil, "", nil, refusal(name, "file is %d bytes, more than the %d a policy file may hold", info.Size(), maxBytes)
 	}
 	f, err := fsys.Open(resolved)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, "", nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	defer f.Close()
+	opened, err := f.Stat()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if !opened.Mode().IsRegular() { // replaced since it was resolved
+		return nil, "", nil, refusal(name, "not a regular file (%s): a policy file is a regular file, or a symbolic link to one inside the policy root", fileKind(opened.Mode()))
+	}
 	// As os.ReadFile: one buffer of the size Stat gave, grown only if the
 	// file grows, and never past the bound.
-	data := make([]byte, 0, info.Size()+1)
+	data := make([]byte, 0, min(opened.Size(), maxBytes)+1)
 	for {
 		n, err := f.Read(data[len(data):cap(data)])
 		data = data[:len(data)+n]
 		if int64(len(data)) > maxBytes {
-			return nil, fail("file grew past the %d bytes a policy file may hold while it was read", maxBytes)
+			return nil, "", nil, refusal(name, "file grew past the %d bytes a policy file may hold while it was read", maxBytes)
 		}
 		if err == io.EOF {
-			return data, nil
+			return data, resolved, opened, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", name, err)
+			return nil, "", nil, fmt.Errorf("read %s: %w", name, err)
 		}
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)]
@@ -132,29 +146,32 @@ func ReadPolicyFileAtMost(fsys fs.FS, name string, maxBytes int64) ([]byte, erro
 	}
 }
 
-// ResolvePolicyFile applies the rules of ReadPolicyFile to name without
-// reading it: it returns the name of the regular file that name is, or that
-// its symbolic links lead to inside the root, with that file's Lstat
-// information. A file that breaks a rule is an *Error naming it; any other
-// error is of I/O. It lets a source that can compare content without
-// reading it (a git tree, whose blobs are named by their hash) follow the
-// same rule as the readers.
-func ResolvePolicyFile(fsys fs.FS, name string) (string, fs.FileInfo, error) {
-	fail := func(format string, args ...any) error {
-		return &Error{Pos: Pos{File: name, Line: 1}, Message: fmt.Sprintf(format, args...)}
-	}
+// StatPolicyFile applies the rules of ReadPolicyFile to the policy file
+// name without reading it: it returns the name inside the root that name
+// leads to (name itself unless a symbolic link is followed) and that file's
+// information, as fs.Lstat gives it (fs.Stat on a file system without
+// symbolic links). A symbolic link that is not followed,
+// or a file that is not regular, is an *Error naming name; the size is not
+// checked.
+func StatPolicyFile(fsys fs.FS, name string) (string, fs.FileInfo, error) {
 	resolved, info, err := resolveInRoot(fsys, name)
 	if err != nil {
 		var bad *badLinkError
 		if errors.As(err, &bad) {
-			return "", nil, fail("%s", bad.msg)
+			return "", nil, refusal(name, "%s", bad.msg)
 		}
 		return "", nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	if !info.Mode().IsRegular() {
-		return "", nil, fail("not a regular file (%s): a policy file is a regular file, or a symbolic link to one inside the policy root", fileKind(info.Mode()))
+		return "", nil, refusal(name, "not a regular file (%s): a policy file is a regular file, or a symbolic link to one inside the policy root", fileKind(info.Mode()))
 	}
 	return resolved, info, nil
+}
+
+// refusal is the error of a policy file that is not read: a problem of the
+// policy, placed at the file's first line.
+func refusal(name, format string, args ...any) error {
+	return &Error{Pos: Pos{File: name, Line: 1}, Message: fmt.Sprintf(format, args...)}
 }
 
 // badLinkError is a symbolic link that is not followed: it leads outside

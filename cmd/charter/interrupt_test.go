@@ -78,18 +78,8 @@ func TestServeExitsWithStuckReload(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "slow.cue"), []byte(slowCUE), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "serve", "--source", dir, "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug")
-	cmd.Env = append(os.Environ(), "CHARTER_TEST_MAIN=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-	log := readLogLines(stderr)
-	log.await(t, "charter is serving")
+	p := startProcess(t, "serve", "--source", dir, "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug")
+	cmd, log := p.cmd, p.log
 	log.await(t, "loading revision") // the first reload is under way, and will be stuck in CUE
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

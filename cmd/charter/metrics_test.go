@@ -140,18 +140,7 @@ func TestServeMetricsPassLint(t *testing.T) {
 	})
 
 	t.Run("scrape", func(t *testing.T) {
-		resp, err := http.Get(s.base + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-			t.Fatalf("GET /metrics: status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
-		}
+		body := s.scrape(t)
 		problems, err := promlint.New(bytes.NewReader(body)).Lint()
 		if err != nil {
 			t.Fatalf("the scrape does not parse: %v", err)
@@ -170,6 +159,25 @@ func TestServeMetricsPassLint(t *testing.T) {
 }
 
 // reportProblems fails the test with each lint problem.
+// scrape returns the body of GET /metrics, which must be 200 in the text
+// format.
+func (s *server) scrape(t *testing.T) []byte {
+	t.Helper()
+	resp, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("GET /metrics: status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return body
+}
+
 func reportProblems(t *testing.T, problems []promlint.Problem) {
 	t.Helper()
 	for _, p := range problems {

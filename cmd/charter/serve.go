@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/charter-policy/charter/reconciler/source/dir"
 	"github.com/charter-policy/charter/reconciler/source/embedded"
 	gitsource "github.com/charter-policy/charter/reconciler/source/git"
+	"github.com/charter-policy/charter/reconciler/trust"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -37,10 +40,18 @@ type serveConfig struct {
 	webhookSecretFile                 string
 	minRevisionWait, debounce         time.Duration
 	interval                          time.Duration
+	// cacheDir holds what serve keeps across restarts: the clone of a git
+	// source, the last served commit; empty keeps nothing (no git source).
+	// The flag defaults to the user's cache directory.
+	cacheDir string
+	// trustedKeys and trustedSSHSigners are the files of trusted keys;
+	// verifyCommits is "tip" or "all" (empty: tip).
+	trustedKeys, trustedSSHSigners, verifyCommits string
+	noRewind                                      bool
 	// The git source's (SPEC 6.1).
-	branch, cacheDir string
-	fetchTimeout     time.Duration
-	credentials      gitsource.Credentials
+	branch       string
+	fetchTimeout time.Duration
+	credentials  gitsource.Credentials
 	// gitHTTPClient, set by tests only, reaches an https remote whose
 	// certificate the test made.
 	gitHTTPClient *http.Client
@@ -82,13 +93,24 @@ func serveFlags(fs *flag.FlagSet) func() serveConfig {
 	fs.DurationVar(&cfg.interval, "interval", defaultInterval, "how often --source is fetched besides its change notifications (a rescan of a directory, a fetch of a git remote), jittered by ±10%")
 	fs.StringVar(&cfg.branch, "branch", "", "the branch of a git --source to follow (default: the remote's HEAD)")
 	fs.DurationVar(&cfg.fetchTimeout, "fetch-timeout", gitsource.DefaultFetchTimeout, "the longest one fetch of a git --source may take")
-	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "the directory holding the bare clone of a git --source, one subdirectory per URL (default: the user cache directory's charter/)")
 	fs.StringVar(&cfg.credentials.SSHKeyFile, "git-ssh-key-file", "", "the private key (a deploy key, unencrypted) for an ssh:// or git@host:path --source; read again on every fetch")
 	fs.StringVar(&cfg.credentials.KnownHostsFile, "git-known-hosts-file", "", "the known_hosts file holding the ssh host's key (default: $SSH_KNOWN_HOSTS or ~/.ssh/known_hosts); an unknown host key is refused")
 	fs.StringVar(&cfg.credentials.TokenFile, "git-token-file", "", "the file holding a token sent as the password of HTTPS basic auth for an https:// --source; read again on every fetch")
 	fs.StringVar(&cfg.credentials.Username, "git-username", gitsource.DefaultUsername, "the user name of HTTPS basic auth with --git-token-file")
+	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "directory for what serve keeps across restarts: the bare clone of a git --source (one subdirectory per URL) and the last served commit of each source (default: the user's cache directory, charter below it)")
+	fs.StringVar(&cfg.trustedKeys, "trusted-keys", "", "file of armored OpenPGP public keys: a commit must carry a good signature by one of them (or by --trusted-ssh-signers) to be served")
+	fs.StringVar(&cfg.trustedSSHSigners, "trusted-ssh-signers", "", "allowed_signers file (git's gpg.ssh.allowedSignersFile format): a commit signed with one of its SSH keys (namespace git) may be served")
+	verifyCommits := oneOf(string(trust.Tip), string(trust.Tip), string(trust.All))
+	fs.Var(verifyCommits, "verify-commits", "which commits must be signed: tip (the commit served) or all (every commit between the served commit and the new tip)")
+	fs.BoolVar(&cfg.noRewind, "no-rewind", false, "reject a commit that does not descend from the served one (a force-push or a reset), also after a restart")
 	return func() serveConfig {
 		cfg.logFormat, cfg.logLevel = logFormat.String(), logLevel.String()
+		cfg.verifyCommits = verifyCommits.String()
+		if cfg.cacheDir == "" {
+			if dir, err := os.UserCacheDir(); err == nil {
+				cfg.cacheDir = filepath.Join(dir, "charter")
+			}
+		}
 		return cfg
 	}
 }
@@ -124,7 +146,11 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	if cfg.source == "" {
 		interval = 0 // the embedded example never changes
 	}
-	rec := reconciler.New(src, reconciler.Options{Logger: log, Metrics: reconciler.NewMetrics(reg), Interval: interval})
+	opts := reconciler.Options{Logger: log, Metrics: reconciler.NewMetrics(reg), Interval: interval}
+	if err := commitChecks(cfg, src, log, &opts); err != nil {
+		return exitFailure, err
+	}
+	rec := reconciler.New(src, opts)
 	// The API bounds each ancestry question by the request and
 	// --min-revision-wait; the source caches the answers (gitrepo).
 	var includes func(ctx context.Context, served, min string) (bool, error)
@@ -194,6 +220,9 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	return exitOK, nil
 }
 
+// The git source gives the reconciler its clone, where commits are verified.
+var _ reconciler.CommitSource = (*gitsource.Source)(nil)
+
 // newSource returns the policy source cfg names, or the embedded example.
 // A directory source's metrics are registered with reg.
 func newSource(cfg serveConfig, log *slog.Logger, reg prometheus.Registerer) (source.Source, error) {
@@ -222,7 +251,7 @@ func newSource(cfg serveConfig, log *slog.Logger, reg prometheus.Registerer) (so
 		flag string
 		set  bool
 	}{
-		{"--branch", cfg.branch != ""}, {"--cache-dir", cfg.cacheDir != ""},
+		{"--branch", cfg.branch != ""},
 		{"--git-ssh-key-file", cfg.credentials.SSHKeyFile != ""}, {"--git-known-hosts-file", cfg.credentials.KnownHostsFile != ""},
 		{"--git-token-file", cfg.credentials.TokenFile != ""},
 	} {
@@ -231,6 +260,54 @@ func newSource(cfg serveConfig, log *slog.Logger, reg prometheus.Registerer) (so
 		}
 	}
 	return dir.New(cfg.source, dir.Options{Path: cfg.path, Debounce: cfg.debounce, Logger: log, WatchErrors: dir.NewWatchErrors(reg)})
+}
+
+// commitChecks sets the trust policy and the state file of opts from the
+// flags: the trusted keys (read and parsed now, so that a mistake stops
+// serve), --verify-commits, --no-rewind, and the last served commit of the
+// source from --cache-dir.
+func commitChecks(cfg serveConfig, src source.Source, log *slog.Logger, opts *reconciler.Options) error {
+	mode := trust.Mode(cmp.Or(cfg.verifyCommits, string(trust.Tip)))
+	signed := cfg.trustedKeys != "" || cfg.trustedSSHSigners != ""
+	switch {
+	case cfg.source == "" && (signed || cfg.noRewind):
+		return errors.New("--trusted-keys, --trusted-ssh-signers and --no-rewind need a --source in git: the embedded example policies are not a commit")
+	case mode == trust.All && !signed:
+		return errors.New("--verify-commits all needs --trusted-keys or --trusted-ssh-signers")
+	case cfg.source == "":
+		return nil
+	}
+	policy := &trust.Policy{Mode: mode, NoRewind: cfg.noRewind}
+	if signed {
+		keys, err := trust.Load(trust.Files{OpenPGP: cfg.trustedKeys, SSH: cfg.trustedSSHSigners})
+		if err != nil {
+			return err
+		}
+		policy.Keys = keys
+	}
+	opts.Trust = policy
+	if cfg.cacheDir == "" {
+		if cfg.noRewind || mode == trust.All {
+			return errors.New("--no-rewind and --verify-commits all keep the served commit across restarts in --cache-dir: give one")
+		}
+		return nil
+	}
+	state := trust.NewState(trust.StatePath(cfg.cacheDir, src.String()), src.String())
+	last, err := state.Load()
+	if err != nil {
+		return err
+	}
+	if cfg.noRewind || mode == trust.All {
+		if err := state.CheckWritable(); err != nil {
+			return fmt.Errorf("--cache-dir must be writable to keep the served commit across restarts (--no-rewind, --verify-commits all): %w", err)
+		}
+	}
+	opts.State, opts.LastServed = state, last
+	if signed || cfg.noRewind {
+		log.Info("verifying commits", "trusted_keys", cfg.trustedKeys, "trusted_ssh_signers", cfg.trustedSSHSigners,
+			"verify_commits", string(mode), "no_rewind", cfg.noRewind, "state", state.Path(), "last_served", last)
+	}
+	return nil
 }
 
 func readSecret(path string) ([]byte, error) {
@@ -298,6 +375,9 @@ func (b backend) Status() api.Status {
 	}
 	if f := st.FetchError; f != nil {
 		out.LastFetchError = f.Message
+	}
+	if w := st.WatchProblem; w != nil {
+		out.WatchError = &api.WatchError{Message: w.Message, At: w.At}
 	}
 	if r := st.Rejected; r != nil {
 		re := &api.RevisionError{Revision: r.Revision, Errors: []api.PositionedError{}}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -311,5 +312,54 @@ func TestServeGitFlagErrors(t *testing.T) {
 		if code != exitFailure || err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("serve %+v = %d, %v; want exit 2 and %q", tt.cfg.source, code, err, tt.want)
 		}
+	}
+}
+
+// TestServeGitSignedCommits: with --trusted-ssh-signers and --no-rewind, a
+// git source is verified in its clone: a signed push is served with its
+// signer, an unsigned one and a force-push back are rejected, and the last
+// good commit keeps serving.
+func TestServeGitSignedCommits(t *testing.T) {
+	root := t.TempDir()
+	remote := gittest.NewRemote(t, root, "policy")
+	key := gittest.NewSSHKey(t, "ada")
+	signers := filepath.Join(t.TempDir(), "allowed_signers")
+	if err := os.WriteFile(signers, []byte(key.AllowedSigner("ada@example.com", `namespaces="git"`)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	push := func(k int, signed bool) string {
+		t.Helper()
+		for name, data := range gitPolicy(k) {
+			gittest.WriteFile(t, remote.Work, name, data)
+		}
+		if signed {
+			gittest.CommitSigned(t, remote.Work, fmt.Sprint("signed ", k), key.Signer())
+		} else {
+			gittest.CommitAll(t, remote.Work, fmt.Sprint("unsigned ", k))
+		}
+		return remote.Push(t)
+	}
+	c1 := push(1, true)
+	daemon := gittest.StartDaemon(t, root)
+	s := launchServer(t, serveConfig{source: daemon.URL("policy.git"), path: "policies", interval: 100 * time.Millisecond,
+		cacheDir: t.TempDir(), trustedSSHSigners: signers, noRewind: true})
+	s.waitFor(t, func() bool { return s.status(t).Revision == c1 })
+	if st := s.status(t); st.Signature == nil || st.Signature.Status != "good" || st.Signature.Signer == nil || !strings.Contains(*st.Signature.Signer, key.Fingerprint) {
+		t.Errorf("signature of the served commit: %+v", st.Signature)
+	}
+	c2 := push(2, true)
+	s.waitFor(t, func() bool { return s.status(t).Revision == c2 })
+
+	c3 := push(3, false)
+	s.waitFor(t, func() bool { st := s.status(t); return st.Error != nil && st.Error.Revision == c3 })
+	if st := s.status(t); st.Revision != c2 || !strings.Contains(st.Error.Errors[0].Message, "is not signed") {
+		t.Errorf("an unsigned push: %+v", st)
+	}
+
+	gittest.Git(t, remote.Work, "reset", "-q", "--hard", c1)
+	remote.Push(t, "--force")
+	s.waitFor(t, func() bool { st := s.status(t); return st.Error != nil && st.Error.Revision == c1 })
+	if st := s.status(t); st.Revision != c2 || !strings.Contains(st.Error.Errors[0].Message, "not a descendant of the served commit") {
+		t.Errorf("a force-push back under --no-rewind: %+v", st)
 	}
 }

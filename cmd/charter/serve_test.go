@@ -141,6 +141,10 @@ type statusBody struct {
 			Message  string `json:"message"`
 		} `json:"errors"`
 	} `json:"error"`
+	WatchError *struct {
+		Message string    `json:"message"`
+		At      time.Time `json:"at"`
+	} `json:"watchError"`
 }
 
 func (s *server) status(t testing.TB) statusBody {
@@ -315,18 +319,8 @@ func TestServeSIGTERMDrains(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
 	}
-	cmd := exec.Command(os.Args[0], "serve", "--listen", "127.0.0.1:0", "--log-format", "json")
-	cmd.Env = append(os.Environ(), "CHARTER_TEST_MAIN=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	log := readLogLines(stderr)
-	addr, _ := log.await(t, "charter is serving")["listen"].(string)
+	p := startProcess(t, "serve", "--listen", "127.0.0.1:0", "--log-format", "json")
+	cmd, log, addr := p.cmd, p.log, p.addr
 	log.await(t, "revision served") // the first snapshot is served: checks are answered
 
 	conn, err := net.Dial("tcp", addr)
@@ -369,6 +363,64 @@ func TestServeSIGTERMDrains(t *testing.T) {
 	}
 	if !strings.Contains(log.raw.String(), "embedded in the binary") {
 		t.Errorf("the log does not say it serves the embedded example:\n%s", log.raw.String())
+	}
+}
+
+// process is charter running as a child process with JSON logs.
+type process struct {
+	cmd  *exec.Cmd
+	log  *logLines
+	addr string // where it listens, from its log
+	base string // http:// and addr
+}
+
+// startProcess runs this test binary's main (charter) with args, which
+// must ask for JSON logs, and waits for "charter is serving". The process
+// is killed when the test ends, if it is still running.
+func startProcess(t *testing.T, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "CHARTER_TEST_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	p := &process{cmd: cmd, log: readLogLines(stderr)}
+	p.addr, _ = p.log.await(t, "charter is serving")["listen"].(string)
+	p.base = "http://" + p.addr
+	return p
+}
+
+// waitStatus polls /v1/status until cond holds, for 20 seconds at most (a
+// bound for a loaded machine, not a speed requirement), and returns it.
+func (p *process) waitStatus(t *testing.T, cond func(statusBody) bool) statusBody {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := getStatus(t, http.DefaultClient, p.base)
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v: condition not met within 20s; the log:\n%s", st, p.log.raw.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stop ends the process with SIGTERM and waits for its clean exit.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.log.awaitEOF(t)
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.log.raw.String())
 	}
 }
 

@@ -64,6 +64,18 @@ type Status struct {
 	// Error describes the newest revision seen that could not be served;
 	// nil once a newer revision is served.
 	Error *RevisionError
+	// WatchError is a watch of the source that could not be set up again
+	// (changes are then seen only at the reconcile interval); nil while the
+	// watch is whole or the source is not watched. It is not a revision's
+	// error: the served revision may well be the newest.
+	WatchError *WatchError
+}
+
+// WatchError is a watch of the policy source that could not be set up
+// again: "watchError" in GET /v1/status.
+type WatchError struct {
+	Message string    `json:"message"`
+	At      time.Time `json:"at"` // when setting it up last failed
 }
 
 // Signature is the state of a served commit's signature (SPEC 6.1).
@@ -117,10 +129,11 @@ func (s Status) MarshalJSON() ([]byte, error) {
 		Signature       *Signature     `json:"signature"`
 		Counts          map[string]int `json:"counts"`
 		Error           *RevisionError `json:"error"`
+		WatchError      *WatchError    `json:"watchError"`
 	}{
 		s.Revision, orNull(s.CommitTime), s.Author, s.Committer, s.Subject, orNull(s.LoadedAt), s.Source,
 		stringOrNull(s.Branch), stringOrNull(s.FetchedRevision), orNull(s.LastFetch), stringOrNull(s.LastFetchError),
-		s.Signature, counts, s.Error,
+		s.Signature, counts, s.Error, s.WatchError,
 	})
 }
 

@@ -105,6 +105,7 @@ func TestRoutes(t *testing.T) {
 		Error: &RevisionError{Revision: "rev2", Errors: []PositionedError{
 			{Position: "documents.cue:3:5", Message: "roles.Admin.name: conflicting values"},
 		}},
+		WatchError: &WatchError{Message: "watch policy directory: no such file or directory", At: time.Date(2026, 1, 2, 3, 4, 8, 0, time.UTC)},
 	}
 	base := startServer(t, NewHandler(b, Options{Registerer: reg, Gatherer: reg}))
 
@@ -243,7 +244,8 @@ func TestRoutes(t *testing.T) {
 			`"author":"Ada <ada@example.com>","committer":"Bo","subject":"Add roles","loadedAt":"2026-01-02T03:04:06Z","source":"dir:/policies",` +
 			`"branch":"main","fetchedRevision":"rev2","lastFetch":"2026-01-02T03:04:07Z","lastFetchError":"connection refused",` +
 			`"signature":{"status":"good","signer":"ada"},"counts":{"roles":10},` +
-			`"error":{"revision":"rev2","errors":[{"position":"documents.cue:3:5","message":"roles.Admin.name: conflicting values"}]}}`},
+			`"error":{"revision":"rev2","errors":[{"position":"documents.cue:3:5","message":"roles.Admin.name: conflicting values"}]},` +
+			`"watchError":{"message":"watch policy directory: no such file or directory","at":"2026-01-02T03:04:08Z"}}`},
 		{name: "status POST", method: "POST", path: "/v1/status", status: 405, code: codeMethodNotAllowed},
 		{name: "healthz", path: "/healthz", status: 200, want: `{"status":"ok"}`},
 		{name: "healthz DELETE", method: "DELETE", path: "/healthz", status: 405, code: codeMethodNotAllowed},
@@ -428,7 +430,7 @@ func TestNoSnapshotYet(t *testing.T) {
 		{name: "readyz", path: "/readyz", status: 503, code: codeNoSnapshot},
 		{name: "healthz", path: "/healthz", status: 200},
 		{name: "status", path: "/v1/status", status: 200, want: `{"revision":"","commitTime":null,"author":"","committer":"","subject":"","loadedAt":null,"source":"",` +
-			`"branch":null,"fetchedRevision":null,"lastFetch":null,"lastFetchError":null,"signature":null,"counts":{},"error":null}`},
+			`"branch":null,"fetchedRevision":null,"lastFetch":null,"lastFetchError":null,"signature":null,"counts":{},"error":null,"watchError":null}`},
 		// Bad input is still 400, before the snapshot matters.
 		{name: "bad input", path: checkPath("", "documents/d1", "documents:read"), status: 400, code: codeInvalidUser},
 	})

@@ -64,7 +64,7 @@ func (r *Repo) Matches(ctx context.Context, rev, subpath string, files fs.FS) (b
 		return false, err
 	default:
 		err := schema.WalkPolicyFiles(ctx, tree, func(name string) error {
-			_, info, err := schema.ResolvePolicyFile(tree, name)
+			_, info, err := schema.StatPolicyFile(tree, name)
 			if err != nil {
 				return err
 			}

@@ -3,8 +3,10 @@ package gitrepo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,7 +21,7 @@ import (
 
 var ctx = context.Background()
 
-func open(t *testing.T, dir string) *Repo {
+func open(t testing.TB, dir string) *Repo {
 	t.Helper()
 	r, err := Open(dir)
 	if err != nil {
@@ -553,4 +555,200 @@ func clone(m fstest.MapFS) fstest.MapFS {
 		out[k] = v
 	}
 	return out
+}
+
+func TestRange(t *testing.T) {
+	repo := t.TempDir()
+	h := history(t, repo)
+	r := open(t, repo)
+	tests := []struct {
+		base, tip string
+		want      []string
+	}{
+		{"c1", "c3", []string{"c3", "m", "s1"}}, // the merged-in commit too
+		{"c0", "s1", []string{"s1"}},
+		{"s1", "c1", []string{"c1"}}, // not a descendant: what the tip adds
+		{"", "c1", []string{"c1", "c0"}},
+		{"c3", "c3", nil},
+		{"c3", "c1", nil}, // an ancestor adds nothing
+		{"m", "c3", []string{"c3"}},
+	}
+	for _, tt := range tests {
+		got, err := r.Range(ctx, h[tt.base], h[tt.tip], 100)
+		if err != nil {
+			t.Errorf("Range(%s, %s): %v", tt.base, tt.tip, err)
+			continue
+		}
+		var want []string
+		for _, name := range tt.want {
+			want = append(want, h[name])
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("Range(%s, %s) = %v, want %v (%v)", tt.base, tt.tip, got, want, tt.want)
+		}
+	}
+	if _, err := r.Range(ctx, "", h["c3"], 3); !errors.Is(err, ErrLimitReached) {
+		t.Errorf("Range over 5 commits with limit 3 = %v, want ErrLimitReached", err)
+	}
+	if _, err := r.Range(ctx, "0123456789abcdef0123456789abcdef01234567", h["c3"], 100); !errors.Is(err, ErrUnknownRevision) {
+		t.Errorf("Range from an unknown base = %v, want ErrUnknownRevision", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := r.Range(cancelled, h["c0"], h["c3"], 100); !errors.Is(err, context.Canceled) {
+		t.Errorf("Range with a cancelled context = %v", err)
+	}
+}
+
+// TestRangeClockSkew: committer times that disagree with the graph never
+// make Range miss a commit of the range.
+func TestRangeClockSkew(t *testing.T) {
+	repo := t.TempDir()
+	gittest.Init(t, repo)
+	at := func(date string) []string { return []string{"GIT_COMMITTER_DATE=" + date, "GIT_AUTHOR_DATE=" + date} }
+	commit := func(msg, date string) string {
+		gittest.Git(t, repo, "add", "-A")
+		gittest.GitEnv(t, repo, at(date), "commit", "-q", "--allow-empty", "-m", msg)
+		return gittest.Git(t, repo, "rev-parse", "HEAD")
+	}
+	c0 := commit("c0", "2020-01-01T00:00:00Z")
+	gittest.Git(t, repo, "checkout", "-q", "-b", "side")
+	base := commit("base, dated in the future", "2030-01-01T00:00:00Z")
+	gittest.Git(t, repo, "checkout", "-q", "main")
+	old := commit("old-dated", "2010-01-01T00:00:00Z")
+	mid := commit("mid", "2021-01-01T00:00:00Z")
+	gittest.GitEnv(t, repo, at("2022-01-01T00:00:00Z"), "merge", "-q", "--no-ff", "-m", "merge", "side")
+	tip := gittest.Git(t, repo, "rev-parse", "HEAD")
+	got, err := open(t, repo).Range(ctx, base, tip, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{tip, mid, old}
+	if !slices.Equal(got, want) {
+		t.Errorf("Range(base, tip) = %v, want %v (tip, mid, old; not c0 %s)", got, want, c0)
+	}
+}
+
+func TestSigned(t *testing.T) {
+	repo := t.TempDir()
+	gittest.Init(t, repo)
+	gittest.WriteFile(t, repo, "roles.cue", "package p\n")
+	plain := gittest.CommitAll(t, repo, "plain")
+	key := gittest.NewSSHKey(t, "ada@example.com")
+	signed := gittest.CommitSigned(t, repo, "signed\n\nwith a body", key.Signer())
+	r := open(t, repo)
+
+	c, err := r.Signed(ctx, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw := gittest.Git(t, repo, "cat-file", "commit", plain); len(c.Signature) != 0 || c.Signed || strings.TrimSpace(string(c.Payload)) != raw {
+		t.Errorf("unsigned commit: signature %q, payload %q, want none and %q", c.Signature, c.Payload, raw)
+	}
+
+	c, err = r.Signed(ctx, signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Signed || !strings.HasPrefix(string(c.Signature), "-----BEGIN SSH SIGNATURE-----\n") || c.Subject != "signed" || c.Parents[0] != plain {
+		t.Errorf("signed commit: %+v, signature %q", c.Commit, c.Signature)
+	}
+	// The payload is what ssh-keygen signed: ssh-keygen -Y verify agrees.
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	payload, sig := write("payload", string(c.Payload)), write("sig", string(c.Signature))
+	allowed := write("allowed", key.AllowedSigner("ada@example.com", "")+"\n")
+	in, err := os.Open(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	cmd := exec.Command("ssh-keygen", "-Y", "verify", "-f", allowed, "-I", "ada@example.com", "-n", "git", "-s", sig)
+	cmd.Stdin = in
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("ssh-keygen -Y verify of the payload: %v\n%s", err, out)
+	}
+	if strings.Contains(string(c.Payload), "gpgsig") {
+		t.Errorf("payload keeps the signature header:\n%s", c.Payload)
+	}
+	if _, err := r.Signed(ctx, "0123456789abcdef0123456789abcdef01234567"); !errors.Is(err, ErrUnknownRevision) {
+		t.Errorf("Signed(unknown) = %v, want ErrUnknownRevision", err)
+	}
+}
+
+// BenchmarkRange measures base..tip over a history of 2,000 first-parent
+// commits with a 100-commit branch merged in every 200 commits: the walk
+// of --verify-commits all after 20 new commits, after 204 with one merge
+// (304 in all), and after 1,000 with five (1,500).
+func BenchmarkRange(b *testing.B) {
+	repo := b.TempDir()
+	gittest.Init(b, repo)
+	var script strings.Builder
+	mark := 0
+	commit := func(branch string, parents ...int) int {
+		mark++
+		fmt.Fprintf(&script, "commit refs/heads/%s\nmark :%d\ncommitter A <a@example.com> %d +0000\ndata 2\nc\n", branch, mark, 1700000000+mark)
+		for i, p := range parents {
+			if i == 0 {
+				fmt.Fprintf(&script, "from :%d\n", p)
+			} else {
+				fmt.Fprintf(&script, "merge :%d\n", p)
+			}
+		}
+		script.WriteString("\n")
+		return mark
+	}
+	main := commit("main")
+	marks := []int{main}
+	for i := 1; i < 2000; i++ {
+		if i%200 == 0 {
+			side := main
+			for range 100 {
+				side = commit("side", side)
+			}
+			main = commit("main", main, side)
+		} else {
+			main = commit("main", main)
+		}
+		marks = append(marks, main)
+	}
+	for _, i := range []int{1979, 1795, 999, 1999} {
+		fmt.Fprintf(&script, "get-mark :%d\n", marks[i])
+	}
+	cmd := exec.Command("git", "fast-import", "--quiet", "--cat-blob-fd=1")
+	cmd.Dir = repo
+	cmd.Stdin = strings.NewReader(script.String())
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("git fast-import: %v", err)
+	}
+	hashes := strings.Fields(string(out))
+	r := open(b, repo)
+	for _, bm := range []struct {
+		name      string
+		base, tip string
+		want      int
+	}{
+		{"20-new", hashes[0], hashes[3], 20},
+		{"204-new-1-merge", hashes[1], hashes[3], 304},
+		{"1000-new-5-merges", hashes[2], hashes[3], 1500},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := r.Range(ctx, bm.base, bm.tip, 10000)
+				if err != nil || len(got) != bm.want {
+					b.Fatalf("%d commits, %v; want %d", len(got), err, bm.want)
+				}
+			}
+		})
+	}
 }

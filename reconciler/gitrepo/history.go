@@ -1,11 +1,15 @@
 package gitrepo
 
 import (
+	"cmp"
+	"container/heap"
 	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 )
@@ -147,6 +151,200 @@ func (r *Repo) FirstParents(ctx context.Context, from string, limit int) iter.Se
 			h = c.ParentHashes[0]
 		}
 	}
+}
+
+// Range returns the commits reachable from the commit tip names and not from
+// the one base names, as git rev-list base..tip lists them: first-parent
+// and merged-in commits alike, newest first by committer time. An empty
+// base stands for no commit: every commit reachable from tip. A base or tip
+// not in the repository is an error wrapping ErrUnknownRevision.
+//
+// The walk goes back from both commits at once, newest committer time
+// first, until every commit still to visit is reachable from base, then
+// follows base's side down to the oldest committer time listed, so that
+// commits of equal time are told apart exactly. It reads at most limit
+// commits, and returns an error wrapping ErrLimitReached when it would need
+// more. Committer times that run against the graph (clock skew) can make it
+// list a commit that base reaches only through an older-dated path: it may
+// list too many, never too few.
+func (r *Repo) Range(ctx context.Context, base, tip string, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("range walk: limit %d is not positive", limit)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := &rangeWalk{r: r, limit: limit, nodes: map[plumbing.Hash]*rangeNode{}}
+	ht, err := r.resolve(tip)
+	if err != nil {
+		return nil, err
+	}
+	if base != "" {
+		hb, err := r.resolve(base)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.mark(hb, fromBase); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.mark(ht, fromTip); err != nil {
+		return nil, err
+	}
+	for n := 0; w.interesting > 0; n++ {
+		if n%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		node := heap.Pop(&w.queue).(*rangeNode)
+		if node.flags == fromTip {
+			w.interesting--
+		}
+		for _, p := range node.parents {
+			if err := w.mark(p, node.flags); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// Every commit still queued is reachable from base. A path from one of
+	// them to a commit listed so far passes through commits no older than
+	// it (when committer times follow the graph), so visiting the queue
+	// down to the oldest listed time finds every such path: commits of
+	// equal time (a rebase, a script) are not listed by mistake.
+	var oldest time.Time
+	for _, node := range w.nodes {
+		if node.flags == fromTip && (oldest.IsZero() || node.when.Before(oldest)) {
+			oldest = node.when
+		}
+	}
+	for n := 0; w.queue.Len() > 0 && !w.queue[0].when.Before(oldest); n++ {
+		if n%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		node := heap.Pop(&w.queue).(*rangeNode)
+		for _, p := range node.parents {
+			if err := w.mark(p, node.flags); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var out []*rangeNode
+	for _, node := range w.nodes {
+		if node.flags == fromTip {
+			out = append(out, node)
+		}
+	}
+	slices.SortFunc(out, func(a, b *rangeNode) int {
+		if c := b.when.Compare(a.when); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.hash.String(), b.hash.String())
+	})
+	hashes := make([]string, len(out))
+	for i, node := range out {
+		hashes[i] = node.hash.String()
+	}
+	return hashes, nil
+}
+
+// Flags of a commit in a range walk: reachable from the tip, from the base.
+const (
+	fromTip  uint8 = 1
+	fromBase uint8 = 2
+)
+
+// rangeWalk is the state of one Range call.
+type rangeWalk struct {
+	r     *Repo
+	limit int
+	nodes map[plumbing.Hash]*rangeNode
+	queue rangeQueue
+	// interesting counts the queued commits reachable from the tip only:
+	// while there are none, nothing left to visit can be in the range.
+	interesting int
+}
+
+type rangeNode struct {
+	hash    plumbing.Hash
+	when    time.Time
+	parents []plumbing.Hash
+	flags   uint8
+	index   int // in the queue; -1 when not queued
+}
+
+// mark adds flags to the commit h, reading it the first time, and queues
+// it to pass the flags on to its parents when they are new to it.
+func (w *rangeWalk) mark(h plumbing.Hash, flags uint8) error {
+	node, ok := w.nodes[h]
+	if !ok {
+		if len(w.nodes) == w.limit {
+			return fmt.Errorf("range walk: %w after %d commits", ErrLimitReached, w.limit)
+		}
+		c, err := w.r.repo.CommitObject(h)
+		if err != nil {
+			return fmt.Errorf("read commit %s: %w", h, err)
+		}
+		node = &rangeNode{hash: h, when: c.Committer.When, parents: c.ParentHashes, index: -1}
+		w.nodes[h] = node
+	}
+	old := node.flags
+	if old|flags == old {
+		return nil
+	}
+	node.flags |= flags
+	gainedBase := old&fromBase == 0 && flags&fromBase != 0
+	if node.index >= 0 { // queued: its parents get the new flags when it is visited
+		if old == fromTip && gainedBase {
+			w.interesting--
+		}
+		heap.Fix(&w.queue, node.index) // the order looks at the flags
+		return nil
+	}
+	// Visited before (or new): visit it (again) when the base reaches it
+	// now, since its parents were marked the tip's only. The tip reaching
+	// a commit the base reaches changes nothing below it.
+	if old == 0 || gainedBase {
+		heap.Push(&w.queue, node)
+		if node.flags == fromTip {
+			w.interesting++
+		}
+	}
+	return nil
+}
+
+// rangeQueue is a heap of commits, the newest committer time first.
+type rangeQueue []*rangeNode
+
+func (q rangeQueue) Len() int { return len(q) }
+func (q rangeQueue) Less(i, j int) bool {
+	if !q[i].when.Equal(q[j].when) {
+		return q[i].when.After(q[j].when)
+	}
+	return q[i].flags&fromBase > q[j].flags&fromBase // the base's first: the walk ends sooner
+}
+func (q rangeQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+
+func (q *rangeQueue) Push(x any) {
+	node := x.(*rangeNode)
+	node.index = len(*q)
+	*q = append(*q, node)
+}
+
+func (q *rangeQueue) Pop() any {
+	old := *q
+	node := old[len(old)-1]
+	old[len(old)-1] = nil
+	node.index = -1
+	*q = old[:len(old)-1]
+	return node
 }
 
 // lru is a map of bounded size that forgets the least recently used entry.

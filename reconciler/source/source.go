@@ -1,8 +1,8 @@
 // Package source defines where policies come from: the Source contract that
 // every policy source implements, the Revision it reports, the optional
-// capabilities a source may have (Watcher, Ancestry, Brancher), and the helpers that
-// sources share to collect a policy root's files and name their content
-// (Files, Digest).
+// capabilities a source may have (Watcher, WatchHealth, Ancestry,
+// Brancher), and the helpers that sources share to collect a policy root's
+// files and name their content (Files, Digest, Rescan).
 //
 // The sources themselves live in subpackages (dir, embedded, git); each one runs
 // the conformance suite of package sourcetest.
@@ -60,6 +60,24 @@ func (e *StaleError) Error() string { return e.Err.Error() + " (the cached revis
 
 // Unwrap returns why the fetch failed.
 func (e *StaleError) Unwrap() error { return e.Err }
+
+// WatchHealth is a Watcher that tells whether its watch is whole.
+type WatchHealth interface {
+	// WatchProblem returns the problem of a watch that could not be set up
+	// again, the latest failure of it, until the watch is whole again;
+	// nil while it is whole. Changes are then seen only at the interval.
+	// It may be called from any goroutine.
+	WatchProblem() *WatchProblem
+}
+
+// WatchProblem is a watch that could not be set up again. It is never
+// changed once returned.
+type WatchProblem struct {
+	// At is when setting the watch up last failed.
+	At time.Time
+	// Message says what could not be watched, and why; never file content.
+	Message string
+}
 
 // Ancestry is a Source whose revisions have a history, for the
 // Charter-Min-Revision header.

@@ -1,7 +1,9 @@
 // Package gittest makes real git repositories for tests with the git
 // command-line tool, isolated from the user's and the system's git
-// configuration. A test that needs git fails, never skips, when git is not
-// installed.
+// configuration, and signs their commits with real keys made for the test:
+// OpenPGP keys with gpg in a temporary GNUPGHOME, SSH keys with ssh-keygen.
+// A test that needs git, gpg or ssh-keygen fails, never skips, when it is
+// not installed.
 package gittest
 
 import (
@@ -86,19 +88,6 @@ func WriteFile(t testing.TB, dir, name, data string) {
 	if err := os.Rename(tmp, p); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// Run runs the command name with args in dir and returns its trimmed
-// output; any failure fails the test.
-func Run(t testing.TB, dir, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // Unpack turns the packs of the repository whose git directory is gitDir

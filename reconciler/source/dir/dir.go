@@ -7,7 +7,10 @@
 // inside the policy root (a symbolic link to a directory is not followed);
 // a link out of the root, a FIFO, a device or a socket in a policy file's
 // place is a *source.ContentError naming it; sizes are checked before
-// reading.
+// reading. A fetch reads only the files whose stat changed since the last
+// fetch (source.Rescan, git's racy-index rule included), and keeps the
+// last fetch's content for that; a fetch of an unchanged tree costs a stat
+// per file.
 //
 // The revision is, inside a git work tree, the HEAD commit, or
 // "<HEAD>+dirty.<12 hex of the content digest>" when the policy files differ
@@ -29,7 +32,9 @@
 // directory is removed or renamed, an entry on the root's path replaced, or
 // fsnotify's queue overflows, the root is resolved again and the whole tree
 // watched afresh before changed is called. A watch that cannot be set up
-// again is logged and counted (Options.WatchErrors).
+// again is logged, counted (Options.WatchErrors) and reported by
+// WatchProblem until a later attempt (after 1 s, doubling to a minute)
+// sets it up whole.
 //
 // Changes are debounced: changed is called once the tree has been quiet for
 // the debounce interval, and at the latest MaxWait after the first change of
@@ -47,6 +52,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -83,13 +89,14 @@ type Options struct {
 }
 
 // NewWatchErrors registers with reg, and returns, the counter of
-// Options.WatchErrors: charter_source_watch_errors_total, the watches of a
-// directory source that could not be set up again (the directory or a
-// directory on its path gone, the inotify watch limit reached).
+// Options.WatchErrors: charter_source_watch_errors_total, the failed
+// attempts to set up again a watch of a directory source (the directory or
+// a directory on its path gone, the inotify watch limit reached); each
+// retry that fails counts.
 func NewWatchErrors(reg prometheus.Registerer) prometheus.Counter {
 	c := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "charter_source_watch_errors_total",
-		Help: "Watches of the policy directory that could not be set up again; changes are then seen at the reconcile interval.",
+		Help: "Failed attempts to set up again a watch of the policy directory; changes are seen at the reconcile interval until one succeeds.",
 	})
 	reg.MustRegister(c)
 	return c
@@ -103,9 +110,26 @@ type Source struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	git  gitState // of the root as last resolved; guarded by mu
+	// problem is the watch's unrepaired problem (WatchProblem).
+	problem atomic.Pointer[source.WatchProblem]
+	// fetchMu serializes Fetch; scan is what the last fetch read, for the
+	// next, guarded by fetchMu.
+	fetchMu sync.Mutex
+	scan    scanState
 	// newWatcher makes Watch's fsnotify watcher; nil: fsnotify.NewWatcher.
 	// Tests set it to reach the watcher.
 	newWatcher func() (*fsnotify.Watcher, error)
+}
+
+// scanState is what the last fetch read: the files, kept by a Rescan of
+// the root resolved as realRoot, and whether they matched the commit.
+type scanState struct {
+	realRoot string
+	rescan   source.Rescan
+	// matched: the files of digest were those of commit's tree, or not.
+	commit  string
+	digest  source.Digest
+	matched bool
 }
 
 // gitState is the git repository around a resolved policy root.
@@ -118,9 +142,10 @@ type gitState struct {
 }
 
 var (
-	_ source.Source   = (*Source)(nil)
-	_ source.Watcher  = (*Source)(nil)
-	_ source.Ancestry = (*Source)(nil)
+	_ source.Source      = (*Source)(nil)
+	_ source.Watcher     = (*Source)(nil)
+	_ source.WatchHealth = (*Source)(nil)
+	_ source.Ancestry    = (*Source)(nil)
 )
 
 // New returns a source for the policy root dir/opts.Path, which must be a
@@ -188,6 +213,11 @@ func (s *Source) gitFor(realRoot string) (gitState, error) {
 	return g, nil
 }
 
+// Repository returns the git repository around the policy root as the
+// last Fetch resolved it, or nil outside git: where the commit of the
+// revision it returned can be read (reconciler.CommitSource).
+func (s *Source) Repository() *gitrepo.Repo { return s.repo() }
+
 // repo returns the git repository of the root as last resolved, or nil.
 func (s *Source) repo() *gitrepo.Repo {
 	s.mu.Lock()
@@ -221,6 +251,8 @@ func (s *Source) String() string { return "dir:" + s.root }
 
 // Fetch reads the policy files and names their revision.
 func (s *Source) Fetch(ctx context.Context) (source.Revision, fs.FS, error) {
+	s.fetchMu.Lock()
+	defer s.fetchMu.Unlock()
 	realRoot, err := filepath.EvalSymlinks(s.root)
 	if err != nil {
 		return source.Revision{}, nil, fmt.Errorf("read %s: %w", s.root, err)
@@ -255,7 +287,7 @@ func (s *Source) Fetch(ctx context.Context) (source.Revision, fs.FS, error) {
 	rev.Committer = source.Person{Name: c.Committer.Name, Email: c.Committer.Email}
 	rev.CommitTime = c.Committer.When.UTC()
 	rev.Parents = c.Parents
-	same, err := g.repo.Matches(ctx, c.Hash, g.prefix, files.FS())
+	same, err := s.matches(ctx, g, c.Hash, files, d)
 	if err != nil {
 		return source.Revision{}, nil, fmt.Errorf("%s: %w", s.root, err)
 	}
@@ -265,9 +297,37 @@ func (s *Source) Fetch(ctx context.Context) (source.Revision, fs.FS, error) {
 	return rev, files.FS(), nil
 }
 
-// read collects the policy files below the root, resolved as realRoot.
+// matches reports whether files, of digest d, are those of commit's tree
+// below the root, remembering the answer for the same commit and content:
+// a commit's tree never changes.
+func (s *Source) matches(ctx context.Context, g gitState, commit string, files *source.Files, d source.Digest) (bool, error) {
+	if s.scan.commit == commit && s.scan.digest == d {
+		return s.scan.matched, nil
+	}
+	same, err := g.repo.Matches(ctx, commit, g.prefix, files.FS())
+	if err != nil {
+		return false, err
+	}
+	s.scan.commit, s.scan.digest, s.scan.matched = commit, d, same
+	return same, nil
+}
+
+// read collects the policy files below the root, resolved as realRoot,
+// reading only those that changed since the last fetch of the same
+// directory (source.Rescan).
 func (s *Source) read(ctx context.Context, realRoot string) (*source.Files, error) {
-	files, err := source.ReadFS(ctx, os.DirFS(realRoot), s.opts.Limits)
+	if s.scan.realRoot != realRoot {
+		s.scan = scanState{realRoot: realRoot} // another directory, maybe another work tree
+	}
+	// Through an os.Root: the rule of what may be read resolves every
+	// symbolic link itself, and the Root keeps a link made between that and
+	// the open from leading out of the root.
+	root, err := os.OpenRoot(realRoot)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", s.root, err)
+	}
+	defer root.Close()
+	files, err := s.scan.rescan.ReadFS(ctx, root.FS(), s.opts.Limits)
 	if err != nil {
 		var ce *source.ContentError
 		if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -130,6 +130,12 @@ func TestRevisionInGit(t *testing.T) {
 	if staged, _, _ := src.Fetch(ctx); staged.ID != dirty.ID {
 		t.Errorf("staged edit: revision %s, want %s", staged.ID, dirty.ID)
 	}
+	// Another uncommitted content is another revision (issue 8: two
+	// contents answered with the same Charter-Revision "<commit>+dirty").
+	gittest.WriteFile(t, repo, "roles.cue", "package p\n// edited again\n")
+	if other, _, err := src.Fetch(ctx); err != nil || other.ID == dirty.ID || !strings.HasPrefix(other.ID, head+"+dirty.") {
+		t.Errorf("a second uncommitted edit: revision %s, %v; want %s+dirty.<another hash> than %s", other.ID, err, head, dirty.ID)
+	}
 }
 
 func TestContentErrors(t *testing.T) {

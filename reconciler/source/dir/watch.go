@@ -14,6 +14,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/charter-policy/charter/reconciler/gitrepo"
+	"github.com/charter-policy/charter/reconciler/source"
 	"github.com/charter-policy/charter/schema"
 )
 
@@ -28,8 +29,9 @@ import (
 // below the root, a root or a link on its path replaced, or an overflow of
 // fsnotify's queue marks the watch stale: before the next report, the root
 // is resolved again and the whole tree watched afresh. A watch that cannot
-// be made again is logged and counted (Options.WatchErrors); the
-// reconciler's interval rescans in the meantime.
+// be made again is logged, counted (Options.WatchErrors) and reported by
+// WatchProblem, and tried again after 1 s, doubling to a minute, until it
+// is whole again; the reconciler's interval rescans in the meantime.
 func (s *Source) Watch(ctx context.Context, changed func()) error {
 	newWatcher := fsnotify.NewWatcher
 	if s.newWatcher != nil {
@@ -40,13 +42,22 @@ func (s *Source) Watch(ctx context.Context, changed func()) error {
 		return fmt.Errorf("watch %s: %w", s.root, err)
 	}
 	defer w.Close()
+	s.problem.Store(nil)
 	t := &treeWatch{s: s, w: w, tree: map[string]bool{}, path: s.path()}
-	if err := t.resync(); err != nil {
-		return fmt.Errorf("watch %s: %w", s.root, err)
+	tree, anchors := t.resync()
+	if tree != nil {
+		return fmt.Errorf("watch %s: %w", s.root, tree)
 	}
 	g, err := s.watchGit(ctx, w, t.realRoot)
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", s.root, err)
+	}
+	var rep repairs
+	defer rep.stop()
+	if anchors != nil {
+		s.watchError("watch the policy root's parent", anchors)
+		t.stale = true
+		rep.failed()
 	}
 	d := debouncer{quiet: s.opts.Debounce, max: s.opts.MaxWait}
 	timer := time.NewTimer(time.Hour)
@@ -66,6 +77,7 @@ func (s *Source) Watch(ctx context.Context, changed func()) error {
 				}
 				if err := g.sync(ctx); err != nil {
 					s.watchError("watch git HEAD", err)
+					t.stale = true // set up again before the report
 				}
 			} else if !t.event(ev) {
 				continue
@@ -83,19 +95,105 @@ func (s *Source) Watch(ctx context.Context, changed func()) error {
 		case <-timer.C:
 			d.fired()
 			if t.stale {
-				// The root may be another directory now, in another
-				// work tree: git's watch is made again after the tree's.
-				g.stop()
-				if err := t.resync(); err != nil {
-					s.watchError("watch policy directory", err)
-				}
-				if g, err = s.watchGit(ctx, w, t.realRoot); err != nil {
-					s.watchError("watch git HEAD", err)
-				}
+				g = s.rewatch(ctx, t, g, &rep)
 			}
 			changed()
+		case <-rep.C():
+			rep.fired()
+			if !t.stale {
+				continue // set up again by a report meanwhile
+			}
+			// What changed while the watch was down was not seen: report
+			// once it is whole again.
+			if g = s.rewatch(ctx, t, g, &rep); !t.stale {
+				changed()
+			}
 		}
 	}
+}
+
+// The delays between attempts to set up again a watch that could not be:
+// the first comes minRepairDelay after the failure, each next one after
+// twice the delay before, at most maxRepairDelay.
+const (
+	minRepairDelay = time.Second
+	maxRepairDelay = time.Minute
+)
+
+// repairs schedules the attempts to set up again a watch that could not be:
+// minRepairDelay after the first failure, doubling to maxRepairDelay.
+type repairs struct {
+	delay time.Duration // of the attempt scheduled last; 0 after a success
+	timer *time.Timer   // nil when no attempt is scheduled
+}
+
+// failed schedules the next attempt after a failed one.
+func (r *repairs) failed() {
+	r.stop()
+	r.delay = min(max(2*r.delay, minRepairDelay), maxRepairDelay)
+	r.timer = time.NewTimer(r.delay)
+}
+
+// succeeded cancels the attempts and resets the delay.
+func (r *repairs) succeeded() {
+	r.stop()
+	r.delay = 0
+}
+
+// fired records that the scheduled attempt is being made.
+func (r *repairs) fired() { r.timer = nil }
+
+// stop cancels the scheduled attempt, if any.
+func (r *repairs) stop() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+}
+
+// C returns the channel of the scheduled attempt; nil (never ready) when
+// none is scheduled.
+func (r *repairs) C() <-chan time.Time {
+	if r.timer == nil {
+		return nil
+	}
+	return r.timer.C
+}
+
+// rewatch resolves the root again and watches the anchors, the tree and
+// git's HEAD afresh, and returns git's new watch. When a part cannot be
+// watched, the problem is reported (watchError), the watch stays stale and
+// another attempt is scheduled; when every part is watched, a problem
+// reported before is cleared.
+func (s *Source) rewatch(ctx context.Context, t *treeWatch, g *gitWatch, rep *repairs) *gitWatch {
+	// The root may be another directory now, in another work tree: git's
+	// watch is made again after the tree's.
+	g.stop()
+	whole := true
+	tree, anchors := t.resync()
+	if tree != nil {
+		s.watchError("watch policy directory", tree)
+		whole = false
+	}
+	if anchors != nil {
+		s.watchError("watch the policy root's parent", anchors)
+		whole = false
+	}
+	g, err := s.watchGit(ctx, t.w, t.realRoot)
+	if err != nil {
+		s.watchError("watch git HEAD", err)
+		whole = false
+	}
+	if !whole {
+		t.stale = true
+		rep.failed()
+		return g
+	}
+	rep.succeeded()
+	if s.problem.Swap(nil) != nil {
+		s.log.Info("watch of the policy directory set up again", "source", s.String())
+	}
+	return g
 }
 
 // watchGit returns a watch of what moves HEAD in the git work tree around
@@ -109,14 +207,21 @@ func (s *Source) watchGit(ctx context.Context, w *fsnotify.Watcher, realRoot str
 	return g, g.sync(ctx)
 }
 
-// watchError logs err at warn and counts it in Options.WatchErrors: a watch
-// could not be set up again, changes may be missed until it can.
+// watchError logs err at warn, counts it in Options.WatchErrors and keeps
+// it as the WatchProblem: a watch could not be set up again, changes may be
+// missed until it can.
 func (s *Source) watchError(msg string, err error) {
 	s.log.Warn(msg, "source", s.String(), "err", err)
 	if s.opts.WatchErrors != nil {
 		s.opts.WatchErrors.Inc()
 	}
+	s.problem.Store(&source.WatchProblem{At: time.Now().UTC(), Message: msg + ": " + err.Error()})
 }
+
+// WatchProblem returns the problem of a watch that could not be set up
+// again, until it is whole again; nil while Watch is not running or its
+// watch is whole.
+func (s *Source) WatchProblem() *source.WatchProblem { return s.problem.Load() }
 
 // path returns the lexical paths from the root up to the directory the
 // source was made with, the root first: the names whose replacement
@@ -178,6 +283,7 @@ func (t *treeWatch) event(ev fsnotify.Event) bool {
 		if info, err := os.Stat(ev.Name); err == nil && info.IsDir() && t.under(ev.Name) {
 			if err := t.addTree(ev.Name); err != nil {
 				t.s.watchError("watch new directory", err)
+				t.stale = true // set up again before the report
 			}
 		}
 	}
@@ -195,26 +301,28 @@ func (t *treeWatch) under(p string) bool {
 
 // resync resolves the root again and watches the anchors and the whole
 // tree afresh. The report that follows it fetches everything, so what
-// changes while the watches are down is not missed. An anchor that cannot
-// be watched is reported as a watch error here, not returned: the tree's
-// watch works without it. The error is the tree's.
-func (t *treeWatch) resync() error {
+// changes while the watches are down is not missed. It returns the tree's
+// error, which leaves the tree unwatched, and apart the anchors' (those
+// that could not be watched), which the tree's watch works without.
+func (t *treeWatch) resync() (tree, anchors error) {
 	t.stale = false
 	for _, a := range t.anchored {
 		_ = t.w.Remove(a) // re-added below: it may lead through a swapped link
 	}
 	t.anchored = t.anchored[:0]
+	var failed []error
 	for _, p := range t.path {
 		a := filepath.Dir(p)
 		if a == p {
 			continue
 		}
 		if err := t.w.Add(a); err != nil {
-			t.s.watchError("watch the policy root's parent", fmt.Errorf("watch %s: %w", a, err))
+			failed = append(failed, fmt.Errorf("watch %s: %w", a, err))
 			continue
 		}
 		t.anchored = append(t.anchored, a)
 	}
+	anchors = errors.Join(failed...)
 	// Remove every watch before adding again: a moved directory's inode
 	// may be watched under its old name, and removing that name after the
 	// new one is added would drop the new watch.
@@ -224,10 +332,10 @@ func (t *treeWatch) resync() error {
 	clear(t.tree)
 	realRoot, err := filepath.EvalSymlinks(t.s.root)
 	if err != nil {
-		return err
+		return err, anchors
 	}
 	t.realRoot = realRoot
-	return t.addTree(realRoot)
+	return t.addTree(realRoot), anchors
 }
 
 // debouncer tells how long to wait after an event: the quiet interval, but

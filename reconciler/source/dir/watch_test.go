@@ -176,8 +176,9 @@ func TestWatchSteadyWritesDefaults(t *testing.T) {
 }
 
 // TestWatchErrorsCounted: a root removed for good cannot be watched again;
-// that is counted, and the watch keeps running (the parent is watched) and
-// recovers when the root comes back.
+// that is counted and reported by WatchProblem, and the watch keeps running
+// (the parent is watched) and recovers when the root comes back, which
+// clears the problem.
 func TestWatchErrorsCounted(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "policies")
 	setFiles(t, root, map[string]string{"roles.cue": "package p\n"})
@@ -186,8 +187,8 @@ func TestWatchErrorsCounted(t *testing.T) {
 	calls := watch(t, s)
 	settle(t, root, "roles.cue", calls)
 	quiet(t, calls)
-	if n := testutil.ToFloat64(errs); n != 0 {
-		t.Fatalf("%v watch errors while the root is there", n)
+	if n, p := testutil.ToFloat64(errs), s.WatchProblem(); n != 0 || p != nil {
+		t.Fatalf("%v watch errors, problem %+v, while the root is there", n, p)
 	}
 	if err := os.RemoveAll(root); err != nil {
 		t.Fatal(err)
@@ -198,8 +199,51 @@ func TestWatchErrorsCounted(t *testing.T) {
 		}
 		waitCalls(calls, calls.Load(), 50*time.Millisecond)
 	}
+	p := s.WatchProblem()
+	if p == nil || !strings.Contains(p.Message, "watch policy directory") || !strings.Contains(p.Message, "no such file or directory") || p.At.IsZero() {
+		t.Fatalf("WatchProblem after the root was removed: %+v, want the tree's watch and why it failed", p)
+	}
 	setFiles(t, root, map[string]string{"roles.cue": "package p\n// back\n"})
 	noticed(t, calls, root, "roles.cue", "edit after the root came back")
+	if p := s.WatchProblem(); p != nil {
+		t.Errorf("WatchProblem once the root came back and is watched: %+v, want nil", p)
+	}
+}
+
+// TestWatchRepairedByRetry: the root and its parent (the watched anchor)
+// removed: nothing watched sees them come back, so the watch is set up
+// again by a later attempt (minRepairDelay, doubling), which clears the
+// problem and reports a change; edits are noticed again.
+func TestWatchRepairedByRetry(t *testing.T) {
+	parent := filepath.Join(t.TempDir(), "parent")
+	root := filepath.Join(parent, "policies")
+	setFiles(t, root, map[string]string{"roles.cue": "package p\n"})
+	s := newSource(t, root, Options{})
+	calls := watch(t, s)
+	settle(t, root, "roles.cue", calls)
+	quiet(t, calls)
+	if err := os.RemoveAll(parent); err != nil {
+		t.Fatal(err)
+	}
+	waitProblem(t, s, true)
+	before := calls.Load()
+	setFiles(t, root, map[string]string{"roles.cue": "package p\n// back\n"})
+	waitProblem(t, s, false)
+	if !waitCalls(calls, before, noticeTimeout) {
+		t.Fatal("the watch set up again reported no change: what changed while it was down is not fetched")
+	}
+	noticed(t, calls, root, "roles.cue", "edit after the watch was set up again")
+}
+
+// waitProblem waits until s reports a watch problem (want true) or none,
+// for longer than the first repair attempts take.
+func waitProblem(t *testing.T, s *Source, want bool) {
+	t.Helper()
+	for deadline := time.Now().Add(4*minRepairDelay + noticeTimeout); (s.WatchProblem() != nil) != want; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("WatchProblem = %+v, want a problem: %v", s.WatchProblem(), want)
+		}
+	}
 }
 
 // TestGitSyncRevision: in git-sync's layout each work tree is a linked git

@@ -18,8 +18,8 @@
 //
 // The revision is the tip commit: its hash as ID, the digest of its policy
 // files as Key, its author, committer, time, subject and parents. Signature
-// is none: verifying signatures is the reconciler's verify step's, over
-// the clone (Repo).
+// is none: verifying signatures, and the descent from the served commit,
+// is the reconciler's verify step's, over the clone (Repository).
 //
 // Failures: a remote that cannot be reached, a branch that does not exist
 // (the error names it and the remote's branches) or refused credentials
@@ -195,9 +195,11 @@ func (s *Source) Branch() string {
 // commit) finds it there.
 func (s *Source) Dir() string { return s.dir }
 
-// Repo returns the clone, or nil before the first fetch that found one. It
-// changes when a damaged clone is replaced.
-func (s *Source) Repo() *gitrepo.Repo {
+// Repository returns the clone, which holds the commit of the revision the
+// last Fetch returned, or nil before the first fetch that found one; it
+// changes when a damaged clone is replaced. The reconciler verifies
+// signatures and descent there (reconciler.CommitSource).
+func (s *Source) Repository() *gitrepo.Repo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.repo
@@ -461,7 +463,7 @@ func (s *Source) Includes(ctx context.Context, served, min string) (bool, error)
 	if served == min {
 		return true, nil
 	}
-	repo := s.Repo()
+	repo := s.Repository()
 	if repo == nil {
 		return false, nil
 	}

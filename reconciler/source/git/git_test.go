@@ -571,16 +571,10 @@ func TestFetchTimeout(t *testing.T) {
 // server.
 func sshCredentials(t *testing.T) (key, knownHosts string) {
 	t.Helper()
-	dir := t.TempDir()
-	key = filepath.Join(dir, "id")
-	gittest.Run(t, dir, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
+	k := gittest.NewSSHKey(t, "charter-test")
+	knownHosts = filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(knownHosts, []byte("127.0.0.1 "+k.Public+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	knownHosts = filepath.Join(dir, "known_hosts")
-	if err := os.WriteFile(knownHosts, append([]byte("127.0.0.1 "), pub...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return key, knownHosts
+	return k.Private, knownHosts
 }

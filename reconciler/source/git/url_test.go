@@ -3,6 +3,7 @@ package git
 import (
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -146,16 +147,17 @@ func FuzzParseURL(f *testing.F) {
 func TestCredentialErrors(t *testing.T) {
 	dir := t.TempDir()
 	encrypted := filepath.Join(dir, "encrypted")
-	gittest.Run(t, dir, "ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", encrypted)
-	plain := filepath.Join(dir, "plain")
-	gittest.Run(t, dir, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", plain)
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", encrypted).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	key := gittest.NewSSHKey(t, "charter-test")
+	plain := key.Private
 	notAKey := filepath.Join(dir, "token")
 	os.WriteFile(notAKey, []byte("ghp_notakey_secret\n"), 0o600)
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, []byte("\n"), 0o600)
 	knownHosts := filepath.Join(dir, "known_hosts")
-	pub, _ := os.ReadFile(plain + ".pub")
-	os.WriteFile(knownHosts, append([]byte("example.com "), pub...), 0o644)
+	os.WriteFile(knownHosts, []byte("example.com "+key.Public+"\n"), 0o644)
 
 	for _, tt := range []struct {
 		url   string
