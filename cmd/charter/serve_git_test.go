@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/charter-policy/charter/reconciler/gitrepo/gittest"
 	gitsource "github.com/charter-policy/charter/reconciler/source/git"
 )
@@ -32,30 +30,7 @@ func gitPolicy(k int) map[string]string {
 // fetch phase's duration).
 func (s *server) fetches(t *testing.T) uint64 {
 	t.Helper()
-	families, err := s.metrics.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "charter_reconcile_duration_seconds" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if labelIs(m, "phase", "fetch") {
-				return m.GetHistogram().GetSampleCount()
-			}
-		}
-	}
-	return 0
-}
-
-func labelIs(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
+	return findMetric(t, s.metrics, "charter_reconcile_duration_seconds", "phase", "fetch").GetHistogram().GetSampleCount()
 }
 
 // stop stops the server and waits for it.
