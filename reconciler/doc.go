@@ -35,7 +35,11 @@
 //     again when the keys' files change. Result label "rejected".
 //   - *TransientError: the source could not be fetched. Retried with
 //     exponential backoff (1 s doubling to 5 minutes, jittered, reset by a
-//     successful fetch). Result label "fetch_error".
+//     successful fetch). Result label "fetch_error". A source that could
+//     not be brought up to date but offers the revision it held before
+//     (source.StaleError: a git remote down at a restart) has that revision
+//     reconciled as usual, and the failed fetch reported and retried the
+//     same way.
 //   - *InternalError: the snapshot could not be built from a valid
 //     revision, a fault of Charter rather than of the revision. It is
 //     retried with the same backoff, and the retry builds the snapshot from

@@ -31,6 +31,8 @@ type Metrics struct {
 	info       *prometheus.GaugeVec
 	loadedAt   prometheus.Gauge
 	objects    *prometheus.GaugeVec
+	// lastSuccess is when a fetch last succeeded, changed or not.
+	lastSuccess prometheus.Gauge
 }
 
 // NewMetrics registers the reconciler's metrics with reg.
@@ -57,10 +59,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "charter_snapshot_objects",
 			Help: "Entities in the served snapshot by kind.",
 		}, []string{"kind"}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "charter_source_last_success_timestamp_seconds",
+			Help: "When a fetch of the policy source last succeeded, whether or not the revision changed, in seconds since the Unix epoch.",
+		}),
 	}
 	for _, r := range []string{ResultSuccess, ResultInvalid, ResultRejected, ResultFetchError, ResultInternal} {
 		m.reconciles.WithLabelValues(r)
 	}
-	reg.MustRegister(m.reconciles, m.duration, m.info, m.loadedAt, m.objects)
+	reg.MustRegister(m.reconciles, m.duration, m.info, m.loadedAt, m.objects, m.lastSuccess)
 	return m
 }

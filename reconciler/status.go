@@ -25,6 +25,9 @@ type Served struct {
 type Status struct {
 	// Source describes the policy source (source.Source.String).
 	Source string
+	// Branch is the branch a git source follows (source.Brancher); empty
+	// for other sources, and before it is known.
+	Branch string
 	// Served is what is served; nil before the first snapshot.
 	Served *Served
 	// Fetched is the newest revision fetched, served or not; nil before the

@@ -20,9 +20,12 @@ import (
 // run is the state of one reconcile, filled in by its steps.
 type run struct {
 	base    *Served // served when the reconcile began; nil before the first
-	fetched bool    // the fetch succeeded
-	rev     source.Revision
-	files   fs.FS
+	fetched bool    // the fetch gave a revision (or content that has none)
+	// stale is why the source could not be brought up to date when it
+	// gave the revision it held before (source.StaleError); nil otherwise.
+	stale error
+	rev   source.Revision
+	files fs.FS
 	// relabel: the content equals base's under another ID; nothing is
 	// loaded, the snapshot is base's with the new ID.
 	relabel bool
@@ -42,10 +45,22 @@ type run struct {
 type step func(ctx context.Context, x *run) error
 
 // reconcile runs the steps in order, stopping at the first error, and
-// publishes the outcome in one deferred block.
-func (r *Reconciler) reconcile(ctx context.Context) (err error) {
+// publishes the outcome. After a stale fetch it returns the fetch's
+// failure, whatever became of the revision, so that the fetch is retried
+// with backoff.
+func (r *Reconciler) reconcile(ctx context.Context) error {
 	x := &run{base: r.served.Load()}
-	defer func() { r.publish(ctx, x, err) }()
+	err := r.steps(ctx, x)
+	r.publish(ctx, x, err)
+	if x.stale != nil && !isContextErr(ctx, err) && !retries(err) {
+		return &TransientError{Err: x.stale}
+	}
+	return err
+}
+
+// steps runs the steps of a reconcile in order, stopping at the first
+// error.
+func (r *Reconciler) steps(ctx context.Context, x *run) error {
 	steps := []struct {
 		phase string // the phase label of its duration; "" for untimed
 		do    step
@@ -82,25 +97,34 @@ func isContextErr(ctx context.Context, err error) bool {
 }
 
 // fetch asks the source for its revision and files. A revision handled
-// before (same ID and content) ends the reconcile with errUnchanged.
+// before (same ID and content) ends the reconcile with errUnchanged. A
+// stale revision (the source could not be brought up to date, and offers
+// what it held before) goes on as fetched, the failure kept for publish.
 func (r *Reconciler) fetch(ctx context.Context, x *run) error {
 	rev, files, err := r.src.Fetch(ctx)
-	var content *source.ContentError
+	var (
+		content *source.ContentError
+		stale   *source.StaleError
+	)
 	switch {
 	case err == nil:
 	case isContextErr(ctx, err):
 		return err
+	case errors.As(err, &stale) && files != nil:
+		x.stale = stale.Err
 	case errors.As(err, &content):
 		// Unusable content is the revision's fault: handled like an invalid
-		// one, keyed by the error, since the content has no name. The error
-		// is about a whole file: it is placed at the file's first line, as
-		// the loader places the same refusal (charter validate).
+		// one, keyed by the error (the content has no digest), under the
+		// commit that holds it when the source names one. The error is about
+		// a whole file: it is placed at the file's first line, as the loader
+		// places the same refusal (charter validate).
 		x.fetched = true
-		x.rev = source.Revision{Key: "content-error:" + err.Error()}
-		if r.handled.key == x.rev.Key {
+		x.rev = rev
+		x.rev.Key = "content-error:" + err.Error()
+		if r.handled.id == x.rev.ID && r.handled.key == x.rev.Key {
 			return errUnchanged
 		}
-		return &InvalidError{Errors: schema.Errors{{Pos: schema.Pos{File: content.Path, Line: 1}, Message: content.Err.Error()}}}
+		return &InvalidError{Revision: rev.ID, Errors: schema.Errors{{Pos: schema.Pos{File: content.Path, Line: 1}, Message: content.Err.Error()}}}
 	default:
 		return &TransientError{Err: err}
 	}
@@ -286,12 +310,23 @@ func (r *Reconciler) publish(ctx context.Context, x *run, err error) {
 	now := r.opts.Now().UTC()
 	st := *r.status.Load()
 	st.LastFetch = now
+	if b, ok := r.src.(source.Brancher); ok {
+		st.Branch = b.Branch()
+	}
 	if x.fetched {
-		st.FetchError = nil
+		if x.stale == nil {
+			st.FetchError = nil
+			if r.m != nil {
+				r.m.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
+			}
+		}
 		if x.rev.ID != "" {
 			rev := x.rev
 			st.Fetched = &rev
 		}
+	}
+	if x.stale != nil {
+		st.FetchError = r.fetchFailed(st.FetchError, x.stale, now, x.base)
 	}
 	result := resultOf(err)
 	var (
@@ -323,13 +358,7 @@ func (r *Reconciler) publish(ctx context.Context, x *run, err error) {
 		st.Rejected = &Rejection{Revision: rejected.Revision, Result: result, Errors: rejected.Errors, At: now}
 		r.logRejection(st.Rejected)
 	case errors.As(err, &transient):
-		failures := 1
-		if st.FetchError != nil {
-			failures = st.FetchError.Failures + 1
-		}
-		st.FetchError = &FetchError{At: now, Message: transient.Err.Error(), Failures: failures}
-		r.log.Warn("fetching the policy source failed; retrying with backoff", "source", st.Source, "err", transient.Err,
-			"failures", failures, "serving", x.base.revisionID())
+		st.FetchError = r.fetchFailed(st.FetchError, transient.Err, now, x.base)
 	case errors.As(err, &internal):
 		r.rebuild = true // not handled: retried with backoff, from scratch
 		st.Rejected = &Rejection{Revision: internal.Revision, Result: result, Errors: schema.Errors{{Message: internal.Err.Error()}}, At: now}
@@ -341,7 +370,26 @@ func (r *Reconciler) publish(ctx context.Context, x *run, err error) {
 	if r.m != nil && result != "" {
 		r.m.reconciles.WithLabelValues(result).Inc()
 	}
+	if r.m != nil && x.stale != nil {
+		r.m.reconciles.WithLabelValues(ResultFetchError).Inc()
+	}
 	r.status.Store(&st)
+}
+
+// fetchFailed logs a failed fetch and returns the status's FetchError
+// after it, prev being the one before.
+func (r *Reconciler) fetchFailed(prev *FetchError, err error, now time.Time, base *Served) *FetchError {
+	failures := 1
+	if prev != nil {
+		failures = prev.Failures + 1
+	}
+	serving := base.revisionID()
+	if s := r.served.Load(); s != nil {
+		serving = s.Revision.ID
+	}
+	r.log.Warn("fetching the policy source failed; retrying with backoff", "source", r.src.String(), "err", err,
+		"failures", failures, "serving", serving)
+	return &FetchError{At: now, Message: err.Error(), Failures: failures}
 }
 
 // trustChanged reports whether the handled revision was rejected by the

@@ -296,6 +296,8 @@ func fileKind(m fs.FileMode) string {
 		return "a device"
 	case m.IsDir():
 		return "a directory"
+	case m&fs.ModeIrregular != 0:
+		return "an irregular entry, such as a git submodule"
 	}
 	return "mode " + m.String()
 }

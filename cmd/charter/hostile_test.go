@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/charter-policy/charter/schema"
 )
@@ -245,22 +246,32 @@ func getCode(t *testing.T, url string) int {
 // reconcileCount returns charter_reconcile_total{result} from g.
 func reconcileCount(t *testing.T, g prometheus.Gatherer, result string) float64 {
 	t.Helper()
+	m := findMetric(t, g, "charter_reconcile_total", "result", result)
+	if m == nil {
+		t.Fatalf("no charter_reconcile_total{result=%q}", result)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// findMetric returns the sample of the family name from g whose label has
+// value, or nil.
+func findMetric(t *testing.T, g prometheus.Gatherer, name, label, value string) *dto.Metric {
+	t.Helper()
 	families, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() != "charter_reconcile_total" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
+				if l.GetName() == label && l.GetValue() == value {
+					return m
 				}
 			}
 		}
 	}
-	t.Fatalf("no charter_reconcile_total{result=%q}", result)
-	return 0
+	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/charter-policy/charter/reconciler/source"
 	"github.com/charter-policy/charter/reconciler/source/dir"
 	"github.com/charter-policy/charter/reconciler/source/embedded"
+	gitsource "github.com/charter-policy/charter/reconciler/source/git"
 	"github.com/charter-policy/charter/reconciler/trust"
 	"github.com/charter-policy/charter/schema/cueproc"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,15 +41,22 @@ type serveConfig struct {
 	webhookSecretFile                 string
 	minRevisionWait, debounce         time.Duration
 	interval                          time.Duration
-	// cacheDir holds what serve keeps across restarts (the last served
-	// commit); empty keeps nothing. The flag defaults to the user's cache
-	// directory.
+	// cacheDir holds what serve keeps across restarts: the clone of a git
+	// source, the last served commit; empty keeps nothing (no git source).
+	// The flag defaults to the user's cache directory.
 	cacheDir string
 	// trustedKeys and trustedSSHSigners are the files of trusted keys;
 	// verifyCommits is "tip" or "all" (empty: tip).
 	trustedKeys, trustedSSHSigners, verifyCommits string
 	noRewind                                      bool
 	cue                                           *cueOptions
+	// The git source's (SPEC 6.1).
+	branch       string
+	fetchTimeout time.Duration
+	credentials  gitsource.Credentials
+	// gitHTTPClient, set by tests only, reaches an https remote whose
+	// certificate the test made.
+	gitHTTPClient *http.Client
 }
 
 // defaultInterval is how often --source is fetched besides its own change
@@ -73,7 +81,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) (int, error) {
 // returns gives their values once fs is parsed.
 func serveFlags(fs *flag.FlagSet) func() serveConfig {
 	var cfg serveConfig
-	fs.StringVar(&cfg.source, "source", "", "policy source: a directory (watched for changes); empty serves the example policies built into the binary")
+	fs.StringVar(&cfg.source, "source", "", "policy source: a directory (watched for changes) or a git URL (file://, https://, ssh://, git:// or git@host:path; fetched every --interval); empty serves the example policies built into the binary")
 	fs.StringVar(&cfg.path, "path", "", "the policy root inside the source (default: the source's root)")
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8181", "address to listen on")
 	fs.StringVar(&cfg.environment, "environment", "", "serve only records whose tags.environment is this (or unset)")
@@ -84,8 +92,14 @@ func serveFlags(fs *flag.FlagSet) func() serveConfig {
 	fs.StringVar(&cfg.webhookSecretFile, "webhook-secret-file", "", "file holding the secret that POST /v1/reconcile must sign with (X-Hub-Signature-256); without it, reconcile is accepted from loopback only")
 	fs.DurationVar(&cfg.minRevisionWait, "min-revision-wait", api.DefaultMinRevisionWait, "how long a request with Charter-Min-Revision waits for that revision")
 	fs.DurationVar(&cfg.debounce, "debounce", dir.DefaultDebounce, "how long a watched directory must be quiet before a reload (a steady stream of changes still reloads every "+dir.DefaultMaxWait.String()+")")
-	fs.DurationVar(&cfg.interval, "interval", defaultInterval, "how often --source is fetched besides its change notifications (a rescan of a directory), jittered")
-	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "directory for what serve keeps across restarts: the last served commit of each source (default: the user's cache directory, charter below it)")
+	fs.DurationVar(&cfg.interval, "interval", defaultInterval, "how often --source is fetched besides its change notifications (a rescan of a directory, a fetch of a git remote), jittered by ±10%")
+	fs.StringVar(&cfg.branch, "branch", "", "the branch of a git --source to follow (default: the remote's HEAD)")
+	fs.DurationVar(&cfg.fetchTimeout, "fetch-timeout", gitsource.DefaultFetchTimeout, "the longest one fetch of a git --source may take")
+	fs.StringVar(&cfg.credentials.SSHKeyFile, "git-ssh-key-file", "", "the private key (a deploy key, unencrypted) for an ssh:// or git@host:path --source; read again on every fetch")
+	fs.StringVar(&cfg.credentials.KnownHostsFile, "git-known-hosts-file", "", "the known_hosts file holding the ssh host's key (default: $SSH_KNOWN_HOSTS or ~/.ssh/known_hosts); an unknown host key is refused")
+	fs.StringVar(&cfg.credentials.TokenFile, "git-token-file", "", "the file holding a token sent as the password of HTTPS basic auth for an https:// --source; read again on every fetch")
+	fs.StringVar(&cfg.credentials.Username, "git-username", gitsource.DefaultUsername, "the user name of HTTPS basic auth with --git-token-file")
+	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "directory for what serve keeps across restarts: the bare clone of a git --source (one subdirectory per URL) and the last served commit of each source (default: the user's cache directory, charter below it)")
 	fs.StringVar(&cfg.trustedKeys, "trusted-keys", "", "file of armored OpenPGP public keys: a commit must carry a good signature by one of them (or by --trusted-ssh-signers) to be served")
 	fs.StringVar(&cfg.trustedSSHSigners, "trusted-ssh-signers", "", "allowed_signers file (git's gpg.ssh.allowedSignersFile format): a commit signed with one of its SSH keys (namespace git) may be served")
 	verifyCommits := oneOf(string(trust.Tip), string(trust.Tip), string(trust.All))
@@ -120,6 +134,9 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	src, err := newSource(cfg, log, reg)
 	if err != nil {
 		return exitFailure, err
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
 	}
 	var secret []byte
 	if cfg.webhookSecretFile != "" {
@@ -216,6 +233,9 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	return exitOK, nil
 }
 
+// The git source gives the reconciler its clone, where commits are verified.
+var _ reconciler.CommitSource = (*gitsource.Source)(nil)
+
 // newSource returns the policy source cfg names, or the embedded example.
 // A directory source's metrics are registered with reg.
 func newSource(cfg serveConfig, log *slog.Logger, reg prometheus.Registerer) (source.Source, error) {
@@ -229,8 +249,28 @@ func newSource(cfg serveConfig, log *slog.Logger, reg prometheus.Registerer) (so
 		}
 		log.Info("no --source given: serving the example policies embedded in the binary (policies-example)")
 		return embedded.New(policiesexample.FS(), "embedded:policies-example"), nil
-	case strings.Contains(cfg.source, "://") || strings.HasPrefix(cfg.source, "git@"):
-		return nil, fmt.Errorf("--source %s: remote git sources are not supported by this build yet; give a local directory", redactURL(cfg.source))
+	case gitsource.IsURL(cfg.source):
+		return gitsource.New(cfg.source, gitsource.Options{
+			Branch:       cfg.branch,
+			Path:         cfg.path,
+			CacheDir:     cfg.cacheDir,
+			FetchTimeout: cfg.fetchTimeout,
+			Credentials:  cfg.credentials,
+			Logger:       log,
+			HTTPClient:   cfg.gitHTTPClient,
+		})
+	}
+	for _, f := range []struct {
+		flag string
+		set  bool
+	}{
+		{"--branch", cfg.branch != ""},
+		{"--git-ssh-key-file", cfg.credentials.SSHKeyFile != ""}, {"--git-known-hosts-file", cfg.credentials.KnownHostsFile != ""},
+		{"--git-token-file", cfg.credentials.TokenFile != ""},
+	} {
+		if f.set {
+			return nil, fmt.Errorf("%s is for a git URL --source, not the directory %s", f.flag, cfg.source)
+		}
 	}
 	return dir.New(cfg.source, dir.Options{Path: cfg.path, Debounce: cfg.debounce, Logger: log, WatchErrors: dir.NewWatchErrors(reg)})
 }
@@ -283,16 +323,6 @@ func commitChecks(cfg serveConfig, src source.Source, log *slog.Logger, opts *re
 	return nil
 }
 
-// redactURL hides credentials in a URL for messages.
-func redactURL(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		if at := strings.LastIndex(s[i+3:], "@"); at >= 0 {
-			return s[:i+3] + "***@" + s[i+3+at+1:]
-		}
-	}
-	return s
-}
-
 func readSecret(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -336,11 +366,11 @@ func (b backend) SnapshotChanged() <-chan struct{} { return b.rec.ServedChanged(
 
 // Status maps the reconciler's status to GET /v1/status: what is served
 // (with its commit and signature), what was fetched last and whether that
-// failed, and the newest revision that could not be served. Branch stays
-// empty: no source of this build follows a branch.
+// failed, and the newest revision that could not be served; Branch is the
+// git source's.
 func (b backend) Status() api.Status {
 	st := b.rec.Status()
-	out := api.Status{Source: st.Source, Counts: map[string]int{}, LastFetch: st.LastFetch}
+	out := api.Status{Source: st.Source, Branch: st.Branch, Counts: map[string]int{}, LastFetch: st.LastFetch}
 	if s := st.Served; s != nil {
 		c := s.Snapshot.Counts()
 		rev := s.Revision

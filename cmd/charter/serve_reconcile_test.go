@@ -168,14 +168,7 @@ func TestServeMinRevisionInGit(t *testing.T) {
 
 	ask := func(min string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, s.base+"/v1/users/ann/resources/documents%2Fd2/permissions/documents:read", nil)
-		req.Header.Set("Charter-Min-Revision", min)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode, resp.Header.Get("Charter-Revision")
+		return minRevision(t, s, "documents/d2", min)
 	}
 	for _, min := range []string{c1, c2, c1[:12]} {
 		if code, rev := ask(min); code != http.StatusOK || rev != c2 {

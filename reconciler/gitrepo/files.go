@@ -4,81 +4,80 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"maps"
 	"path"
-	"slices"
 	"strings"
-	"testing/fstest"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/charter-policy/charter/reconciler/source"
 	"github.com/charter-policy/charter/schema"
 )
 
-// maxSymlinkHops bounds how many symbolic links one path may pass through.
-const maxSymlinkHops = 8
+// Content is what Files read from a commit.
+type Content struct {
+	// Files are the policy files, read into memory.
+	Files *source.Files
+	// Submodules are the submodules (gitlinks) met below the policy root,
+	// relative to it: their content lives in another repository and is
+	// not read.
+	Submodules []string
+}
 
 // Files returns the policy files below subpath (slash-separated, "" for the
-// repository root) in the commit rev names, read from the object store, with
-// names relative to subpath. A subpath that is not a directory in the commit
-// is an error wrapping ErrPathNotFound. The returned files never change.
-func (r *Repo) Files(ctx context.Context, rev, subpath string, lim source.Limits) (fs.FS, error) {
-	lim = lim.WithDefaults()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	entries, err := r.policyEntries(ctx, rev, subpath)
+// repository root) in the commit rev names, read from the object store
+// (TreeFS) into memory, with names relative to subpath. They are selected
+// and read exactly as every source reads a directory (source.ReadFS): the
+// walk of schema.WalkPolicyFiles, and schema.ReadPolicyFile's rule that a
+// symbolic link is followed only to a regular file inside the policy root,
+// sizes checked against lim before a blob is read. A file that breaks the
+// rule is a *source.ContentError naming it; a subpath that is not a
+// directory in the commit is an error wrapping ErrPathNotFound. Nothing
+// outside subpath is read.
+func (r *Repo) Files(ctx context.Context, rev, subpath string, lim source.Limits) (*Content, error) {
+	tree, err := r.TreeFS(ctx, rev, subpath)
 	if err != nil {
 		return nil, err
 	}
-	files := make(fstest.MapFS, len(entries))
-	var total int64
-	for _, name := range slices.Sorted(maps.Keys(entries)) { // errors name the same file each time
-		blob := entries[name]
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		obj, err := r.repo.BlobObject(blob)
-		if err != nil {
-			return nil, fmt.Errorf("%s: read blob %s: %w", name, blob, err)
-		}
-		if obj.Size > lim.File {
-			return nil, fmt.Errorf("%s: %d bytes exceed the limit of %d per file", name, obj.Size, lim.File)
-		}
-		if total += obj.Size; total > lim.Total {
-			return nil, fmt.Errorf("policy files exceed %d bytes together", lim.Total)
-		}
-		rd, err := obj.Reader()
-		if err != nil {
-			return nil, fmt.Errorf("%s: read blob %s: %w", name, blob, err)
-		}
-		data, err := io.ReadAll(io.LimitReader(rd, lim.File+1))
-		rd.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s: read blob %s: %w", name, blob, err)
-		}
-		files[name] = &fstest.MapFile{Data: data, Mode: 0o444}
+	files, err := source.ReadFS(ctx, tree, lim)
+	if err != nil {
+		return nil, err
 	}
-	return files, nil
+	t := tree.(*treeFS)
+	t.r.mu.Lock()
+	defer t.r.mu.Unlock()
+	return &Content{Files: files, Submodules: t.submodules()}, nil
 }
 
 // Matches reports whether the policy files of files (as schema.IsPolicyFile
 // selects them) are exactly those below subpath in the commit rev names:
-// the same names with the same content. The directory source uses it to
-// tell whether its work tree differs from HEAD.
+// the same names with the same content, the commit's symbolic links
+// resolved by the rule of Files. Blobs are compared by hash, not read. A
+// commit whose policy files Files would refuse matches nothing. The
+// directory source uses it to tell whether its work tree differs from HEAD.
 func (r *Repo) Matches(ctx context.Context, rev, subpath string, files fs.FS) (bool, error) {
-	r.mu.Lock()
-	entries, err := r.policyEntries(ctx, rev, subpath)
-	r.mu.Unlock()
-	if errors.Is(err, ErrPathNotFound) {
-		entries, err = map[string]plumbing.Hash{}, nil
-	}
-	if err != nil {
+	entries := map[string]plumbing.Hash{}
+	tree, err := r.TreeFS(ctx, rev, subpath)
+	switch {
+	case errors.Is(err, ErrPathNotFound):
+	case err != nil:
 		return false, err
+	default:
+		err := schema.WalkPolicyFiles(ctx, tree, func(name string) error {
+			_, info, err := schema.StatPolicyFile(tree, name)
+			if err != nil {
+				return err
+			}
+			entries[name] = info.Sys().(plumbing.Hash)
+			return nil
+		})
+		var refused *schema.Error
+		if errors.As(err, &refused) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read %s: %w", rev, err)
+		}
 	}
 	seen := 0
 	same := true
@@ -111,137 +110,12 @@ func (r *Repo) Matches(ctx context.Context, rev, subpath string, files fs.FS) (b
 	return same && seen == len(entries), nil
 }
 
-// policyEntries lists the policy files below subpath in the commit rev
-// names; r.mu is held.
-func (r *Repo) policyEntries(ctx context.Context, rev, subpath string) (map[string]plumbing.Hash, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	sub, err := cleanSubpath(subpath)
-	if err != nil {
-		return nil, err
-	}
-	h, err := r.resolve(rev)
-	if err != nil {
-		return nil, err
-	}
-	c, err := r.repo.CommitObject(h)
-	if err != nil {
-		return nil, unknown(rev, err)
-	}
-	root, err := c.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("tree of %s: %w", h, err)
-	}
-	if sub != "" {
-		root, err = root.Tree(sub)
-		if errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) {
-			return nil, fmt.Errorf("%s in %s: %w", sub, h, ErrPathNotFound)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("tree %s of %s: %w", sub, h, err)
-		}
-	}
-	out := map[string]plumbing.Hash{}
-	if err := r.walkTree(ctx, root, root, "", out); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// cleanSubpath returns subpath as a clean slash path inside the repository,
-// "" for its root.
-func cleanSubpath(subpath string) (string, error) {
+// CleanPath returns subpath as a clean slash path inside the repository,
+// "" for its root; a path that leaves the repository ("../x") is an error.
+func CleanPath(subpath string) (string, error) {
 	sub := path.Clean("/" + strings.ReplaceAll(subpath, "\\", "/"))
 	if strings.Contains("/"+subpath+"/", "/../") {
 		return "", fmt.Errorf("path %q leaves the repository", subpath)
 	}
 	return strings.TrimPrefix(sub, "/"), nil
-}
-
-// walkTree adds the policy files of tree, found at prefix below the policy
-// root, to out.
-func (r *Repo) walkTree(ctx context.Context, root, tree *object.Tree, prefix string, out map[string]plumbing.Hash) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	for _, e := range tree.Entries {
-		name := path.Join(prefix, e.Name)
-		if e.Mode == filemode.Dir {
-			if schema.SkipDir(name) {
-				continue
-			}
-			sub, err := r.repo.TreeObject(e.Hash)
-			if err != nil {
-				return fmt.Errorf("%s: read tree: %w", name, err)
-			}
-			if err := r.walkTree(ctx, root, sub, name, out); err != nil {
-				return err
-			}
-			continue
-		}
-		if !schema.IsPolicyFile(name) {
-			continue
-		}
-		blob, err := r.follow(root, name, e)
-		if err != nil {
-			return err
-		}
-		out[name] = blob
-	}
-	return nil
-}
-
-// follow returns the blob holding the content of the policy file name:
-// its own for a regular file, its target's for a symbolic link whose target
-// lies inside the policy root.
-func (r *Repo) follow(root *object.Tree, name string, e object.TreeEntry) (plumbing.Hash, error) {
-	at := name
-	for range maxSymlinkHops {
-		switch e.Mode {
-		case filemode.Regular, filemode.Executable, filemode.Deprecated:
-			return e.Hash, nil
-		case filemode.Symlink:
-		default:
-			return plumbing.ZeroHash, fmt.Errorf("%s: not a regular file (mode %s)", name, e.Mode)
-		}
-		target, err := r.readSymlink(e.Hash)
-		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("%s: %w", name, err)
-		}
-		if path.IsAbs(target) {
-			return plumbing.ZeroHash, fmt.Errorf("%s: symbolic link points outside the policy root", name)
-		}
-		at = path.Join(path.Dir(at), target)
-		if at == ".." || strings.HasPrefix(at, "../") {
-			return plumbing.ZeroHash, fmt.Errorf("%s: symbolic link points outside the policy root", name)
-		}
-		next, err := root.FindEntry(at)
-		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("%s: symbolic link target %s: %w", name, at, err)
-		}
-		e = *next
-	}
-	return plumbing.ZeroHash, fmt.Errorf("%s: more than %d symbolic links", name, maxSymlinkHops)
-}
-
-// readSymlink returns the target a symbolic link's blob holds.
-func (r *Repo) readSymlink(h plumbing.Hash) (string, error) {
-	blob, err := r.repo.BlobObject(h)
-	if err != nil {
-		return "", fmt.Errorf("read symbolic link: %w", err)
-	}
-	if blob.Size > 4096 {
-		return "", errors.New("symbolic link target too long")
-	}
-	rd, err := blob.Reader()
-	if err != nil {
-		return "", fmt.Errorf("read symbolic link: %w", err)
-	}
-	defer rd.Close()
-	data, err := io.ReadAll(rd)
-	if err != nil {
-		return "", fmt.Errorf("read symbolic link: %w", err)
-	}
-	return string(data), nil
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5"
@@ -40,7 +39,7 @@ type Repo struct {
 	gitDir    string // the repository's own git directory (HEAD lives here)
 	commonDir string // the directory shared by linked work trees (refs, objects)
 
-	mu   sync.Mutex // serializes go-git calls
+	mu   repoLock // serializes go-git calls
 	repo *git.Repository
 
 	ancestry *lru[[2]plumbing.Hash, bool]
@@ -61,7 +60,7 @@ func Open(dir string) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open git repository at %s: %w", dir, err)
 	}
-	r := &Repo{repo: repo, ancestry: newLRU[[2]plumbing.Hash, bool](ancestryCacheSize)}
+	r := &Repo{repo: repo, mu: newRepoLock(), ancestry: newLRU[[2]plumbing.Hash, bool](ancestryCacheSize)}
 	wt, err := repo.Worktree()
 	switch {
 	case errors.Is(err, git.ErrIsBareRepository):
@@ -257,6 +256,15 @@ func (r *Repo) Commit(ctx context.Context, rev string) (*Commit, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	c, err := r.commitObject(rev)
+	if err != nil {
+		return nil, err
+	}
+	return toCommit(c), nil
+}
+
+// commitObject returns the commit rev names; r.mu is held.
+func (r *Repo) commitObject(rev string) (*object.Commit, error) {
 	h, err := r.resolve(rev)
 	if err != nil {
 		return nil, err
@@ -265,7 +273,7 @@ func (r *Repo) Commit(ctx context.Context, rev string) (*Commit, error) {
 	if err != nil {
 		return nil, unknown(rev, err)
 	}
-	return toCommit(c), nil
+	return c, nil
 }
 
 func toCommit(c *object.Commit) *Commit {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/charter-policy/charter/reconciler/gitrepo/gittest"
 	"github.com/charter-policy/charter/reconciler/source"
+	"github.com/charter-policy/charter/reconciler/source/sourcetest"
 )
 
 var ctx = context.Background()
@@ -208,16 +209,17 @@ func TestFilesAndMatches(t *testing.T) {
 	head := gittest.CommitAll(t, repo, "policies")
 	r := open(t, repo)
 
-	files, err := r.Files(ctx, head, "policies", source.Limits{})
+	content, err := r.Files(ctx, head, "policies", source.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	files := content.Files.FS()
 	want := map[string]string{
 		"roles.cue": policy["policies/roles.cue"], "run.cue": policy["policies/run.cue"],
 		"teams/a.json": policy["policies/teams/a.json"], "teams/b.yaml": policy["policies/teams/b.yaml"],
 		"teams/c.yml": policy["policies/teams/c.yml"], "link.json": policy["policies/teams/a.json"],
 	}
-	if got := readAll(t, files); !sameMap(got, want) {
+	if got := sourcetest.ReadAll(t, files); !sameMap(got, want) {
 		t.Errorf("Files() = %v\nwant %v", got, want)
 	}
 	if err := fstest.TestFS(files, "roles.cue", "teams/a.json"); err != nil {
@@ -229,8 +231,12 @@ func TestFilesAndMatches(t *testing.T) {
 	if _, err := r.Files(ctx, head, "../x", source.Limits{}); err == nil {
 		t.Error("Files(../x) was accepted")
 	}
-	if _, err := r.Files(ctx, head, "policies", source.Limits{File: 10}); err == nil || !strings.HasPrefix(err.Error(), "link.json: 15 bytes exceed") {
-		t.Errorf("Files() over the size limit = %v, want an error naming the file", err)
+	var ce *source.ContentError
+	if _, err := r.Files(ctx, head, "policies", source.Limits{File: 10}); !errors.As(err, &ce) || ce.Path != "link.json" || !strings.Contains(err.Error(), "15 bytes") {
+		t.Errorf("Files() over the size limit = %v, want a ContentError naming link.json", err)
+	}
+	if _, err := r.Files(ctx, head, "policies", source.Limits{Total: 30}); !errors.As(err, &ce) || !strings.Contains(err.Error(), "exceed 30 bytes together") {
+		t.Errorf("Files() over the total limit = %v, want a ContentError", err)
 	}
 
 	// Matches compares names and content, as IsPolicyFile selects them.
@@ -259,22 +265,158 @@ func TestFilesAndMatches(t *testing.T) {
 	}
 }
 
-func TestFilesRejectsSymlinkOutOfRoot(t *testing.T) {
+func TestFilesSymlinks(t *testing.T) {
 	repo := t.TempDir()
 	gittest.Init(t, repo)
 	gittest.WriteFile(t, repo, "secret.cue", "package p\n")
 	gittest.WriteFile(t, repo, "policies/roles.cue", "package p\n")
-	if err := os.Symlink("../secret.cue", filepath.Join(repo, "policies/escape.cue")); err != nil {
-		t.Fatal(err)
+	gittest.WriteFile(t, repo, "policies/teams/a.cue", "package p\n// a\n")
+	link := func(target, name string) {
+		t.Helper()
+		if err := os.Symlink(target, filepath.Join(repo, name)); err != nil {
+			t.Fatal(err)
+		}
 	}
+	link("../secret.cue", "policies/escape.cue")
 	head := gittest.CommitAll(t, repo, "escape")
 	r := open(t, repo)
-	if _, err := r.Files(ctx, head, "policies", source.Limits{}); err == nil || !strings.Contains(err.Error(), "escape.cue") {
-		t.Errorf("Files() with a symlink out of the root = %v, want an error naming escape.cue", err)
+
+	// The same rule and the same positioned error as a directory's files.
+	_, err := r.Files(ctx, head, "policies", source.Limits{})
+	var ce *source.ContentError
+	if !errors.As(err, &ce) || ce.Path != "escape.cue" || !strings.Contains(err.Error(), "leads outside the policy root") {
+		t.Errorf("Files() with a symlink out of the root = %v, want a ContentError naming escape.cue", err)
+	}
+	dirFiles, dirErr := source.ReadFS(ctx, os.DirFS(filepath.Join(repo, "policies")), source.Limits{})
+	if dirFiles != nil || dirErr == nil || dirErr.Error() != err.Error() {
+		t.Errorf("the directory's error %v differs from the commit's %v", dirErr, err)
+	}
+	if same, err := r.Matches(ctx, head, "policies", fstest.MapFS{"roles.cue": {Data: []byte("package p\n")}}); err != nil || same {
+		t.Errorf("Matches() of a commit whose files are refused = %v, %v, want false", same, err)
 	}
 	// From the repository root the same link stays inside.
-	if files, err := r.Files(ctx, head, "", source.Limits{}); err != nil || readAll(t, files)["policies/escape.cue"] != "package p\n" {
+	if content, err := r.Files(ctx, head, "", source.Limits{}); err != nil || sourcetest.ReadAll(t, content.Files.FS())["policies/escape.cue"] != "package p\n" {
 		t.Errorf("Files(root) = %v", err)
+	}
+
+	// Links inside the root are followed, through linked directories too;
+	// a link to nothing, a loop and an absolute link are named.
+	for _, tt := range []struct {
+		target, name string
+		want         string // content, or the start of the error
+	}{
+		{"teams/a.cue", "policies/inside.cue", "package p\n// a\n"},
+		{"teams", "policies/alias", ""},                          // a link to a directory is not walked
+		{"alias/a.cue", "policies/via.cue", "package p\n// a\n"}, // with alias → teams below
+		{"/etc/passwd", "policies/abs.cue", "error: symbolic link to \"/etc/passwd\" leads outside"},
+		{"loop.cue", "policies/loop.cue", "error: more than 40 symbolic links"},
+		{"nothing.cue", "policies/dangling.cue", "error: dangling.cue: symbolic link to nothing"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			gittest.Git(t, repo, "clone", "-q", repo, dir)
+			if err := os.Symlink(tt.target, filepath.Join(dir, tt.name)); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(filepath.Join(dir, "policies/escape.cue"))
+			if tt.name == "policies/via.cue" {
+				if err := os.Symlink("teams", filepath.Join(dir, "policies/alias")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rev := gittest.CommitAll(t, dir, "link")
+			content, err := open(t, dir).Files(ctx, rev, "policies", source.Limits{})
+			name := strings.TrimPrefix(tt.name, "policies/")
+			switch {
+			case strings.HasPrefix(tt.want, "error: "):
+				if err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(tt.want, "error: ")) {
+					t.Errorf("Files() = %v, want an error %q", err, tt.want)
+				}
+			case err != nil:
+				t.Errorf("Files() = %v", err)
+			case tt.want == "":
+				if _, ok := sourcetest.ReadAll(t, content.Files.FS())[name+"/a.cue"]; ok {
+					t.Errorf("a linked directory was walked")
+				}
+			default:
+				if got := sourcetest.ReadAll(t, content.Files.FS())[name]; got != tt.want {
+					t.Errorf("%s = %q, want %q", name, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestTreeFSReadsOnlyWhatIsRead(t *testing.T) {
+	repo := t.TempDir()
+	gittest.Init(t, repo)
+	gittest.WriteFile(t, repo, "policies/roles.cue", "package p\n")
+	gittest.WriteFile(t, repo, "policies/notes.bin", "not policy\n")
+	gittest.WriteFile(t, repo, "other/big.cue", strings.Repeat("x", 1<<20))
+	head := gittest.CommitAll(t, repo, "big")
+	bare := filepath.Join(t.TempDir(), "bare.git")
+	gittest.Git(t, repo, "clone", "-q", "--bare", repo, bare)
+	// Remove every object but those of the commit, its root tree, the
+	// policies tree and roles.cue: reading anything else would fail.
+	keep := map[string]bool{head: true}
+	for _, spec := range []string{head + "^{tree}", head + ":policies", head + ":policies/roles.cue"} {
+		keep[gittest.Git(t, bare, "rev-parse", spec)] = true
+	}
+	removeObjectsBut(t, bare, keep)
+	r := open(t, bare)
+	content, err := r.Files(ctx, head, "policies", source.Limits{})
+	if err != nil {
+		t.Fatalf("Files() read more than the policy files: %v", err)
+	}
+	if got := sourcetest.ReadAll(t, content.Files.FS()); !sameMap(got, map[string]string{"roles.cue": "package p\n"}) {
+		t.Errorf("Files() = %v", got)
+	}
+	tree, err := r.TreeFS(ctx, head, "policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fstest.TestFS(tree, "roles.cue"); err == nil {
+		t.Error("reading every file of the tree succeeded with notes.bin's blob removed: the check proves nothing")
+	}
+}
+
+// removeObjectsBut unpacks the bare repository's objects and removes every
+// loose object whose hash keep does not hold.
+func removeObjectsBut(t *testing.T, bare string, keep map[string]bool) {
+	t.Helper()
+	gittest.Unpack(t, bare)
+	dirs, _ := filepath.Glob(filepath.Join(bare, "objects/??"))
+	for _, d := range dirs {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if h := filepath.Base(d) + e.Name(); !keep[h] {
+				if err := os.Remove(gittest.ObjectFile(bare, h)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+func TestFilesSubmodule(t *testing.T) {
+	sub := t.TempDir()
+	gittest.Init(t, sub)
+	gittest.WriteFile(t, sub, "inner.cue", "package p\n")
+	gittest.CommitAll(t, sub, "sub")
+	repo := t.TempDir()
+	gittest.Init(t, repo)
+	gittest.WriteFile(t, repo, "policies/roles.cue", "package p\n")
+	gittest.Git(t, repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", sub, "policies/vendor")
+	head := gittest.CommitAll(t, repo, "with a submodule")
+	content, err := open(t, repo).Files(ctx, head, "policies", source.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sourcetest.ReadAll(t, content.Files.FS()); !sameMap(got, map[string]string{"roles.cue": "package p\n"}) {
+		t.Errorf("Files() = %v", got)
+	}
+	if !slices.Equal(content.Submodules, []string{"vendor"}) {
+		t.Errorf("Submodules = %v, want [vendor]", content.Submodules)
 	}
 }
 
@@ -393,23 +535,6 @@ func TestFirstParents(t *testing.T) {
 			t.Errorf("walk with a cancelled context yields %v", err)
 		}
 	}
-}
-
-func readAll(t *testing.T, fsys fs.FS) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(fsys, name)
-		out[name] = string(data)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func sameMap(a, b map[string]string) bool {

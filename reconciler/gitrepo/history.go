@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -21,10 +22,9 @@ const ctxCheckEvery = 64
 // cache is bounded. A revision not in the repository is an error wrapping
 // ErrUnknownRevision.
 func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
-	if err := ctx.Err(); err != nil {
+	if err := r.mu.LockContext(ctx); err != nil {
 		return false, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	ha, err := r.resolve(a)
 	if err != nil {
@@ -47,6 +47,39 @@ func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
 	}
 	r.ancestry.put(key, ok)
 	return ok, nil
+}
+
+// Includes reports whether the commit served is the commit min or descends
+// from it, for Charter-Min-Revision. Both must look like commit hashes (min
+// may be abbreviated): a branch name or an expression ("main", "HEAD~1")
+// is never taken for a revision. A min the repository does not hold (not
+// fetched yet, or no commit at all) is false without an error.
+func (r *Repo) Includes(ctx context.Context, served, min string) (bool, error) {
+	if served == min {
+		return true, nil
+	}
+	if !looksLikeHash(min) || !looksLikeHash(served) {
+		return false, nil
+	}
+	ok, err := r.IsAncestor(ctx, min, served)
+	if errors.Is(err, ErrUnknownRevision) {
+		return false, nil
+	}
+	return ok, err
+}
+
+// looksLikeHash reports whether s looks like a full or abbreviated commit
+// hash: 4 to 64 lower-case hex digits.
+func looksLikeHash(s string) bool {
+	if len(s) < 4 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // reaches walks the parents of from, breadth first, and reports whether it

@@ -1,10 +1,10 @@
 // Package source defines where policies come from: the Source contract that
 // every policy source implements, the Revision it reports, the optional
-// capabilities a source may have (Watcher, WatchHealth, Ancestry), and the
-// helpers that sources share to collect a policy root's files and name their
-// content (Files, Digest, Rescan).
+// capabilities a source may have (Watcher, WatchHealth, Ancestry,
+// Brancher), and the helpers that sources share to collect a policy root's
+// files and name their content (Files, Digest, Rescan).
 //
-// The sources themselves live in subpackages (dir, embedded); each one runs
+// The sources themselves live in subpackages (dir, embedded, git); each one runs
 // the conformance suite of package sourcetest.
 package source
 
@@ -21,7 +21,9 @@ type Source interface {
 	// policy root's files, exactly those schema.IsPolicyFile selects. The
 	// files never change afterwards. It honours ctx. A *ContentError says
 	// that the content itself is unusable (fetching again will not help);
-	// any other error is taken as transient.
+	// any other error is taken as transient. A *ContentError may come with
+	// the revision that holds the content (its ID, without files). A
+	// *StaleError comes with the revision and files held from before.
 	Fetch(ctx context.Context) (Revision, fs.FS, error)
 	// String describes the source for status and logs, never with
 	// credentials.
@@ -36,6 +38,28 @@ type Watcher interface {
 	// changed must not block.
 	Watch(ctx context.Context, changed func()) error
 }
+
+// Brancher is a Source that follows a branch of a remote repository.
+type Brancher interface {
+	// Branch returns the short name of the branch followed ("main"), or ""
+	// before it is known (the remote's HEAD, not reached yet). It may be
+	// called from any goroutine.
+	Branch() string
+}
+
+// StaleError is a failed fetch of a source that still holds a revision it
+// fetched before: Fetch returns it together with that revision and its
+// files (a git source whose remote cannot be reached serving its cached
+// clone, after a restart). The revision may be served; the fetch failed and
+// is retried like any other failed fetch.
+type StaleError struct {
+	Err error // why the source could not be brought up to date
+}
+
+func (e *StaleError) Error() string { return e.Err.Error() + " (the cached revision is kept)" }
+
+// Unwrap returns why the fetch failed.
+func (e *StaleError) Unwrap() error { return e.Err }
 
 // WatchHealth is a Watcher that tells whether its watch is whole.
 type WatchHealth interface {

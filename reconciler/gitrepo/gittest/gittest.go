@@ -7,6 +7,7 @@
 package gittest
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,17 @@ func Git(t testing.TB, dir string, args ...string) string {
 // override the fixed author and committer.
 func GitEnv(t testing.TB, dir string, env []string, args ...string) string {
 	t.Helper()
+	return run(t, dir, env, nil, args)
+}
+
+// GitInput is Git with data on its standard input.
+func GitInput(t testing.TB, dir string, data []byte, args ...string) string {
+	t.Helper()
+	return run(t, dir, nil, data, args)
+}
+
+func run(t testing.TB, dir string, env []string, stdin []byte, args []string) string {
+	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
@@ -34,6 +46,9 @@ func GitEnv(t testing.TB, dir string, env []string, args ...string) string {
 		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull, "HOME="+dir,
 		"GIT_TERMINAL_PROMPT=0")
 	cmd.Env = append(cmd.Env, env...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -73,4 +88,33 @@ func WriteFile(t testing.TB, dir, name, data string) {
 	if err := os.Rename(tmp, p); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Unpack turns the packs of the repository whose git directory is gitDir
+// into loose objects, one file per object, so that a test can remove or
+// damage one object.
+func Unpack(t testing.TB, gitDir string) {
+	t.Helper()
+	packs, err := filepath.Glob(filepath.Join(gitDir, "objects", "pack", "*.pack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range packs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := strings.TrimSuffix(p, ".pack")
+		for _, ext := range []string{".pack", ".idx", ".rev"} {
+			if err := os.Remove(base + ext); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+		}
+		GitInput(t, gitDir, data, "unpack-objects", "-q")
+	}
+}
+
+// ObjectFile returns the file of the loose object hash in gitDir.
+func ObjectFile(gitDir, hash string) string {
+	return filepath.Join(gitDir, "objects", hash[:2], hash[2:])
 }

@@ -344,33 +344,17 @@ func (s *Source) read(ctx context.Context, realRoot string) (*source.Files, erro
 }
 
 // Includes reports whether served is min or descends from it in the
-// repository around the directory. A "+dirty." revision includes what its
-// commit includes. Outside git only the same revision includes min.
+// repository around the directory (gitrepo.Repo.Includes). A "+dirty."
+// revision includes what its commit includes. Outside git only the same
+// revision includes min.
 func (s *Source) Includes(ctx context.Context, served, min string) (bool, error) {
 	base, _, _ := strings.Cut(served, "+dirty")
 	if served == min || base == min {
 		return true, nil
 	}
 	repo := s.repo()
-	if repo == nil || !isHex(min) || !isHex(base) {
+	if repo == nil {
 		return false, nil
 	}
-	ok, err := repo.IsAncestor(ctx, min, base)
-	if errors.Is(err, gitrepo.ErrUnknownRevision) {
-		return false, nil
-	}
-	return ok, err
-}
-
-// isHex reports whether s looks like a full or abbreviated commit hash.
-func isHex(s string) bool {
-	if len(s) < 4 || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
+	return repo.Includes(ctx, base, min)
 }

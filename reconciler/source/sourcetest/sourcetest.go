@@ -39,6 +39,12 @@ type Harness struct {
 	// Secret, when not empty, is a credential New configures every source
 	// with; String must never show it.
 	Secret string
+	// Commits says that the source follows commits only (a branch of a
+	// remote): Fixture.Set commits and pushes its change, so every revision
+	// ID is a commit, a commit that changes no policy file has a new ID with
+	// the same Key, and there is no uncommitted content (Fixture.Commit is
+	// nil).
+	Commits bool
 }
 
 // Fixture is a source made by Harness.New and what the suite may do to it.
@@ -46,8 +52,9 @@ type Fixture struct {
 	Source source.Source
 	// Set replaces the source's content with files, removing the policy
 	// files not listed (work tree edits for a git-backed source, not
-	// commits). Nil: the content cannot change; the tests that change it
-	// are skipped.
+	// commits; a commit, pushed, when Harness.Commits, and none when
+	// nothing changed). Nil: the content cannot change; the tests that
+	// change it are skipped.
 	Set func(files map[string]string)
 	// Commit, when not nil, commits the current content and returns the
 	// new commit's ID, which the next fetch must report.
@@ -119,10 +126,12 @@ func fetch(t *testing.T, src source.Source) (source.Revision, map[string]string)
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
-	return rev, readAll(t, fsys)
+	return rev, ReadAll(t, fsys)
 }
 
-func readAll(t *testing.T, fsys fs.FS) map[string]string {
+// ReadAll returns every file of fsys, a source's fetched files, by name;
+// a file that is not regular fails the test.
+func ReadAll(t testing.TB, fsys fs.FS) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
@@ -202,7 +211,13 @@ func testSame(t *testing.T, h Harness) {
 		t.Errorf("rewriting the same content changed the revision: %s → %s", first.ID, again.ID)
 	}
 	f.Set(with(corpus(), "README.md", "# edited, but not policy\n"))
-	if other, _ := fetch(t, f.Source); other.ID != first.ID || other.Key != first.Key {
+	other, _ := fetch(t, f.Source)
+	switch {
+	case other.Key != first.Key:
+		t.Errorf("editing a file that is not policy changed the Key: %s → %s", first.Key, other.Key)
+	case h.Commits && other.ID == first.ID:
+		t.Errorf("a new commit kept the revision ID %s", first.ID)
+	case !h.Commits && other.ID != first.ID:
 		t.Errorf("editing a file that is not policy changed the revision: %s → %s", first.ID, other.ID)
 	}
 }
@@ -242,10 +257,12 @@ func testChanged(t *testing.T, h Harness) {
 		}
 		checkFiles(t, got, want)
 	}
-	// Back to the first content: the Key is the content's.
+	// Back to the first content: the Key is the content's (and, outside
+	// commits, so is the ID).
 	f.Set(corpus())
-	if back, _ := fetch(t, f.Source); back.Key != first.Key || back.ID != first.ID {
-		t.Errorf("back to the first content: %s (%s), want %s (%s)", back.ID, back.Key, first.ID, first.Key)
+	back, _ := fetch(t, f.Source)
+	if back.Key != first.Key || back.ID != first.ID && !h.Commits || back.ID == first.ID && h.Commits {
+		t.Errorf("back to the first content: %s (%s), first %s (%s)", back.ID, back.Key, first.ID, first.Key)
 	}
 }
 
@@ -255,14 +272,14 @@ func testImmutable(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := readAll(t, fsys)
+	before := ReadAll(t, fsys)
 	if f.Set != nil {
 		f.Set(with(without(corpus(), "roles.cue"), "teams/b.yaml", "groups: {}\n# changed\n"))
 		if _, _, err := f.Source.Fetch(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	checkFiles(t, readAll(t, fsys), before)
+	checkFiles(t, ReadAll(t, fsys), before)
 }
 
 func testCancel(t *testing.T, h Harness) {
@@ -362,6 +379,21 @@ func testAncestry(t *testing.T, h Harness) {
 	rev, _ := fetch(t, f.Source)
 	includes(rev.ID, rev.ID, true)
 	includes(rev.ID, unknownCommit, false)
+	if h.Commits {
+		f.Set(with(corpus(), "teams/b.yaml", "groups: {}\n# one\n"))
+		c1, _ := fetch(t, f.Source)
+		f.Set(with(corpus(), "teams/b.yaml", "groups: {}\n# two\n"))
+		c2, _ := fetch(t, f.Source)
+		if len(c2.Parents) == 0 || c2.Parents[0] != c1.ID {
+			t.Errorf("the second commit's parents are %v, want %s first", c2.Parents, c1.ID)
+		}
+		includes(c2.ID, c1.ID, true)
+		includes(c2.ID, c1.ID[:12], true)
+		includes(c2.ID, rev.ID, true)
+		includes(c1.ID, c2.ID, false)
+		includes(c2.ID, "main", false) // a branch name is not a revision
+		return
+	}
 	if f.Commit == nil {
 		return
 	}
@@ -386,6 +418,18 @@ func testAncestry(t *testing.T, h Harness) {
 
 func testCommitOnly(t *testing.T, h Harness) {
 	f := h.New(t, corpus())
+	if h.Commits {
+		first, _ := fetch(t, f.Source)
+		f.Set(with(corpus(), "notes.txt", "a commit that changes no policy file\n"))
+		rev, _ := fetch(t, f.Source)
+		if rev.ID == first.ID || rev.Key != first.Key {
+			t.Errorf("a commit that changes no policy file: revision %s (%s), want a new ID with Key %s", rev.ID, rev.Key, first.Key)
+		}
+		if rev.CommitTime.IsZero() || rev.Author.Name == "" || rev.Subject == "" || len(rev.Parents) == 0 || rev.Parents[0] != first.ID {
+			t.Errorf("a commit's revision lacks metadata: %+v", rev)
+		}
+		return
+	}
 	if f.Commit == nil {
 		t.Skip("the source has no commits")
 	}
