@@ -92,7 +92,9 @@ func Dial(ctx context.Context, tr transport.Transport, ep *transport.Endpoint, a
 		sess = res.sess
 	case <-ctx.Done():
 		go func() {
-			if res := <-connected; res.sess != nil {
+			// On an error go-git may return a nil session inside a non-nil
+			// interface: only a session that came without one is closed.
+			if res := <-connected; res.err == nil && res.sess != nil {
 				res.sess.Close()
 			}
 		}()

@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"sync"
 	"time"
@@ -55,6 +56,13 @@ const minMemoryLimit = 16 << 20
 // exitBroken is the child's exit code when it cannot read a request or
 // write a response; a Go runtime failure (out of memory, a panic) exits 2.
 const exitBroken = 3
+
+// exitMemory is the child's exit code when its watchdog finds the heap
+// past the memory limit (watchMemory).
+const exitMemory = 4
+
+// memoryWatchEvery is how often a child's watchdog samples its heap.
+const memoryWatchEvery = 5 * time.Millisecond
 
 // stderrHead bounds how much of a child's stderr is kept: enough to
 // recognise the runtime's out-of-memory report, which comes first. What is
@@ -343,7 +351,7 @@ func (r *Runner) exchange(ctx context.Context, c *child, request []byte) ([]byte
 	state := c.cmd.ProcessState
 	head := c.stderr.result()
 	switch {
-	case outOfMemory(head):
+	case state.ExitCode() == exitMemory || outOfMemory(head):
 		return nil, &childFailure{&schema.EvalError{Message: "evaluation exceeded " + FormatSize(r.opts.MemoryLimit) + named(r.opts.MemoryLimitName)}}
 	case state.ExitCode() == exitBroken && !res.written && c.served > 0:
 		return nil, &childFailure{fmt.Errorf("a CUE evaluation child ended (%v)", state)} // before it read the request: try a fresh one
@@ -438,11 +446,45 @@ func Child(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintf(stderr, "%s: %v\n", Subcommand, err)
 		return exitBroken
 	}
+	stopWatch := watchMemory(*limit, func() {
+		fmt.Fprintf(stderr, "%s: the heap exceeded the memory limit of %d bytes\n", Subcommand, *limit)
+		os.Exit(exitMemory)
+	})
+	defer stopWatch()
 	if err := serve(ctx, bufio.NewReader(stdin), stdout); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", Subcommand, err)
 		return exitBroken
 	}
 	return 0
+}
+
+// watchMemory samples the heap's live and unswept objects every
+// memoryWatchEvery and calls exceeded once they pass limit. The hard limit
+// (limitMemory) stops an allocation beyond it too, but the Go runtime does
+// not always report that as running out of memory: an allocation that
+// fails inside the garbage collector may end the process with a fault. The
+// watchdog ends the process first, with exitMemory, in all but the fastest
+// growth. It returns a function that stops it.
+func watchMemory(limit int64, exceeded func()) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		tick := time.NewTicker(memoryWatchEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			metrics.Read(sample)
+			if sample[0].Value.Kind() == metrics.KindUint64 && int64(sample[0].Value.Uint64()) > limit {
+				exceeded()
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // serve answers the requests of in on out until in ends or ctx does.
