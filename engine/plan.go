@@ -218,8 +218,12 @@ func (s *Snapshot) planRecords(d *change.EntityDiff[*schema.Record], w *writer) 
 		}
 		return p.pair(id)
 	}
-	// visit calls fn for every (subject, pattern) of every statement of r.
-	visit := func(r *schema.Record, fn func(kind byte, subject string, pat match.URIPattern, g grant)) {
+	// The entries of the statement indexes of the old and the new sides.
+	var oldPats, newPats []patternRef
+	var oldRoles, newRoles []roleRef
+	// visit calls fn for every (subject, pattern) of every statement of r,
+	// and appends the statements' index entries to pats and roleRefs.
+	visit := func(r *schema.Record, pats *[]patternRef, roleRefs *[]roleRef, fn func(kind byte, subject string, pat match.URIPattern, g grant)) {
 		env := r.Environment()
 		for i := range r.Statements {
 			st := &r.Statements[i]
@@ -230,12 +234,16 @@ func (s *Snapshot) planRecords(d *change.EntityDiff[*schema.Record], w *writer) 
 				roles = slices.Clip(st.Roles)
 				interned[key] = roles
 			}
+			for j := range st.Roles {
+				*roleRefs = append(*roleRefs, roleRef{rec: r, stmt: int32(i), role: int32(j)})
+			}
 			g := grant{rec: r, roles: roles, env: env, stmt: int32(i)}
-			for _, res := range st.Resources {
+			for j, res := range st.Resources {
 				pat, err := match.ParseURIPattern(res)
 				if err != nil {
 					continue // validated policies hold no malformed pattern
 				}
+				*pats = append(*pats, patternRef{rec: r, stmt: int32(i), res: int32(j)})
 				for _, u := range users {
 					fn(kindUser, u, pat, g)
 				}
@@ -247,15 +255,18 @@ func (s *Snapshot) planRecords(d *change.EntityDiff[*schema.Record], w *writer) 
 	}
 	for _, r := range olds(d) {
 		dropped[r.ID] = true
-		visit(r, func(kind byte, subject string, pat match.URIPattern, _ grant) { touch(kind, subject, pat) })
+		visit(r, &oldPats, &oldRoles, func(kind byte, subject string, pat match.URIPattern, _ grant) { touch(kind, subject, pat) })
 	}
 	for _, r := range news(d) {
-		visit(r, func(kind byte, subject string, pat match.URIPattern, g grant) {
+		visit(r, &newPats, &newRoles, func(kind byte, subject string, pat match.URIPattern, g grant) {
 			p := touch(kind, subject, pat)
 			p.grants = append(p.grants, wildcardGrant{pattern: pat, grant: g})
 		})
 	}
 	fresh := s.counts.Records == 0 // nothing to read from an empty snapshot
+	chunkMax := cmp.Or(s.chunkMax, defaultChunkMax)
+	(&chunkPlan[patternRef]{table: tablePatternStatements, max: chunkMax, dropped: dropped, old: oldPats, add: newPats}).plan(s.txn, fresh, w)
+	(&chunkPlan[roleRef]{table: tableRoleStatements, max: chunkMax, dropped: dropped, old: oldRoles, add: newRoles}).plan(s.txn, fresh, w)
 
 	lk := &keyBuf{}
 	for _, p := range rows {

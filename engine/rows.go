@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"encoding/binary"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/charter-policy/charter/schema"
@@ -162,4 +164,61 @@ type serverMatch struct {
 	srv     *serverRow
 	res     *compiledResource
 	pattern match.URIPattern
+}
+
+// patternRef is an entry of tablePatternStatements: one resource pattern
+// of one statement. Its key is the normalized pattern and "/", NUL, the
+// record ID, NUL and the statement index, so that the entries of a pattern
+// and of every pattern below it are contiguous, the pattern's own first.
+type patternRef struct {
+	rec  *schema.Record
+	stmt int32
+	res  int32 // index in the statement's resources
+}
+
+func (e patternRef) statement() *schema.Statement { return &e.rec.Statements[e.stmt] }
+
+// pattern returns the normalized resource pattern.
+func (e patternRef) pattern() string { return normPattern(e.statement().Resources[e.res]) }
+
+func (e patternRef) appendKey(dst []byte) []byte {
+	dst = append(dst, e.pattern()...)
+	dst = append(dst, '/', 0)
+	return appendStatementKey(dst, e.rec.ID, e.stmt)
+}
+
+func (e patternRef) recordID() string { return e.rec.ID }
+
+// roleRef is an entry of tableRoleStatements: one role of one statement,
+// keyed by the role, NUL, the record ID, NUL and the statement index.
+type roleRef struct {
+	rec  *schema.Record
+	stmt int32
+	role int32 // index in the statement's roles
+}
+
+func (e roleRef) statement() *schema.Statement { return &e.rec.Statements[e.stmt] }
+
+func (e roleRef) roleID() string { return e.statement().Roles[e.role] }
+
+func (e roleRef) appendKey(dst []byte) []byte {
+	dst = append(dst, e.roleID()...)
+	dst = append(dst, 0)
+	return appendStatementKey(dst, e.rec.ID, e.stmt)
+}
+
+func (e roleRef) recordID() string { return e.rec.ID }
+
+// appendStatementKey appends the record ID, NUL and the statement index
+// (big-endian, so that byte order is numeric order).
+func appendStatementKey(dst []byte, record string, stmt int32) []byte {
+	dst = append(dst, record...)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint32(dst, uint32(stmt))
+}
+
+// normPattern returns a validated resource pattern normalized: without a
+// leading and a trailing "/", as match.ParseURIPattern returns it.
+func normPattern(p string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(p, "/"), "/")
 }
