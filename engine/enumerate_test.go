@@ -24,8 +24,8 @@ func buildChunked(p *schema.PolicySet, revision string, chunkMax int) (*Snapshot
 }
 
 // chunkEntries checks the invariants of a chunked table (rows of 1 to max
-// entries, keyed by their last entry, entries strictly increasing across
-// rows) and returns its entries in order.
+// entries, at least max/4 but in the last row, keyed by their last entry,
+// entries strictly increasing across rows) and returns its entries in order.
 func chunkEntries[E indexEntry[E]](t *testing.T, s *Snapshot, table string, max int) []E {
 	t.Helper()
 	it, err := s.txn.Get(table, indexID)
@@ -34,10 +34,14 @@ func chunkEntries[E indexEntry[E]](t *testing.T, s *Snapshot, table string, max 
 	}
 	var out []E
 	var prev, key []byte
+	small := 0
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		row := raw.(*chunkRow[E])
-		if n := len(row.entries); n == 0 || n > max {
-			t.Fatalf("%s: a row of %d entries (max %d)", table, n, max)
+		if n := len(row.entries); n == 0 || n > max || small > 0 {
+			t.Fatalf("%s: a row of %d entries (max %d), or one of %d before it", table, n, max, small)
+		}
+		if len(row.entries) < max/4 {
+			small = len(row.entries)
 		}
 		for _, e := range row.entries {
 			key = e.appendKey(key[:0])
