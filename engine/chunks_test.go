@@ -16,7 +16,7 @@ type chunkTestEntry struct {
 }
 
 func (e chunkTestEntry) appendKey(dst []byte) []byte { return append(dst, e.key...) }
-func (e chunkTestEntry) recordID() string             { return e.rec }
+func (e chunkTestEntry) recordID() string            { return e.rec }
 
 // TestChunkPlan applies random changes to a chunked index (records of
 // random keys dropped, changed and added) and checks after each one that
