@@ -464,7 +464,7 @@ func (s *Snapshot) decodeUsersCursor(cursor string, query uint64) (string, error
 	if len(cursor) > maxUsersCursor {
 		return "", bad(fmt.Errorf("%w: longer than %d characters", ErrBadCursor, maxUsersCursor))
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(cursor)
 	if err != nil || len(raw) <= usersCursorHead+usersCursorMAC {
 		return "", bad(fmt.Errorf("%w: malformed", ErrBadCursor))
 	}
