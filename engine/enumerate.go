@@ -109,7 +109,7 @@ type Grant struct {
 // the subject: one prefix scan per subject (the user and its groups) and
 // one wildcard row each, so the cost is that of the answer.
 func (s *Snapshot) Grants(sub Subject, environment string) ([]Grant, error) {
-	subs := []subjectRef{}
+	var subs []subjectRef
 	switch sub.Kind {
 	case SubjectUser:
 		if err := parseUser(sub.ID); err != nil {
@@ -124,18 +124,15 @@ func (s *Snapshot) Grants(sub Subject, environment string) ([]Grant, error) {
 	default:
 		return nil, &QuestionError{Arg: "subject", Err: fmt.Errorf("%w, got %q", ErrSubjectKind, sub.Kind)}
 	}
-	out := []Grant{}
+	// The grants found, then the answer in one allocation.
+	type found struct {
+		g       *grant
+		pattern string
+		via     int
+	}
+	var fs []found
 	kb := newKeyBuf(subjectKeyLen)
-	for _, ref := range subs {
-		via := Subject{Kind: SubjectUser, ID: ref.id}
-		if ref.kind == kindGroup {
-			via.Kind = SubjectGroup
-		}
-		emit := func(g *grant, pattern string) {
-			if g.inEnv(environment) {
-				out = append(out, Grant{PolicyStatement: newPolicyStatement(g.rec, g.stmt, pattern), Via: via})
-			}
-		}
+	for via, ref := range subs {
 		kb.b = subjectKey(kb.b[:0], ref.kind, ref.id)
 		it, err := s.txn.Get(tableGrants, indexIDPrefix, kb)
 		if err != nil {
@@ -145,7 +142,9 @@ func (s *Snapshot) Grants(sub Subject, environment string) ([]Grant, error) {
 			for r := raw.(*grantRow); r != nil; r = r.next {
 				if uri, ok := identURI(r.ident, ref.kind, ref.id); ok {
 					for i := range r.grants {
-						emit(&r.grants[i], uri)
+						if g := &r.grants[i]; g.inEnv(environment) {
+							fs = append(fs, found{g, uri, via})
+						}
 					}
 				}
 			}
@@ -154,10 +153,20 @@ func (s *Snapshot) Grants(sub Subject, environment string) ([]Grant, error) {
 		for r := row; r != nil; r = r.next {
 			if subjectIdentIs(r.ident, ref.kind, ref.id) {
 				for i := range r.grants {
-					emit(&r.grants[i].grant, r.grants[i].pattern.String())
+					if g := &r.grants[i]; g.inEnv(environment) {
+						fs = append(fs, found{&g.grant, g.pattern.String(), via})
+					}
 				}
 			}
 		}
+	}
+	out := make([]Grant, len(fs))
+	for i, f := range fs {
+		via := Subject{Kind: SubjectUser, ID: subs[f.via].id}
+		if subs[f.via].kind == kindGroup {
+			via.Kind = SubjectGroup
+		}
+		out[i] = Grant{PolicyStatement: newPolicyStatement(f.g.rec, f.g.stmt, f.pattern), Via: via}
 	}
 	slices.SortFunc(out, func(a, b Grant) int {
 		return cmp.Or(comparePolicyStatements(&a.PolicyStatement, &b.PolicyStatement),
@@ -303,19 +312,33 @@ func (s *Snapshot) StatementsBelow(resource, environment string) ([]PolicyStatem
 // covers p, a normalized pattern, and that pattern. It walks p's segments
 // with the set of index prefixes that can still lead to a covering pattern:
 // at each segment, a prefix goes on with the segment itself and with "*"
-// when the index holds longer patterns under them. Without "*" patterns
-// that set holds one prefix, and the walk costs two lookups per segment.
+// when the index holds longer patterns under them. Without "*" patterns in
+// the snapshot that set holds one prefix and "*" is never tried: one lookup
+// per segment.
 func (s *Snapshot) coveringRefs(p string, fn func(e patternRef, pattern string)) {
 	var scratch []byte
+	// The live prefixes are slices of buf, each of the same length: p's
+	// segments so far, some of them "*".
+	buf := make([]byte, 0, 4*(len(p)+1))
 	live := [][]byte{nil}
 	var next [][]byte
+	parts := []string{"", "*"}
+	if s.wildPatterns == 0 {
+		parts = parts[:1]
+	}
 	for rest := p; ; {
 		seg, tail, more := strings.Cut(rest, "/")
 		rest = tail
 		next = next[:0]
+		parts[0] = seg
 		for _, pre := range live {
-			for _, part := range [2]string{seg, "*"} {
-				key := append(append(slices.Clip(pre), part...), '/')
+			for i, part := range parts {
+				if i > 0 && seg == "*" {
+					break // a "*" segment is covered by "*" alone
+				}
+				start := len(buf)
+				buf = append(append(append(buf, pre...), part...), '/')
+				key := buf[start:len(buf):len(buf)]
 				it := seekChunks[patternRef](s.txn, tablePatternStatements, key, &scratch)
 				for e, ok := it.next(); ok; e, ok = it.next() {
 					scratch = e.appendKey(scratch[:0])
@@ -329,9 +352,6 @@ func (s *Snapshot) coveringRefs(p string, fn func(e patternRef, pattern string))
 						break
 					}
 					fn(e, e.pattern())
-				}
-				if seg == "*" {
-					break // a "*" segment is covered by "*" alone
 				}
 			}
 		}

@@ -21,6 +21,9 @@ type writer struct {
 	inserts []tableRow
 	deletes []tableRow
 	grants  []*grantRow
+	// wildPatterns is the change in the number of statement patterns with
+	// a "*" segment.
+	wildPatterns int
 }
 
 type tableRow struct {
@@ -221,9 +224,11 @@ func (s *Snapshot) planRecords(d *change.EntityDiff[*schema.Record], w *writer) 
 	// The entries of the statement indexes of the old and the new sides.
 	var oldPats, newPats []patternRef
 	var oldRoles, newRoles []roleRef
+	removedWild := 0
 	// visit calls fn for every (subject, pattern) of every statement of r,
-	// and appends the statements' index entries to pats and roleRefs.
-	visit := func(r *schema.Record, pats *[]patternRef, roleRefs *[]roleRef, fn func(kind byte, subject string, pat match.URIPattern, g grant)) {
+	// appends the statements' index entries to pats and roleRefs, and
+	// counts the patterns with a "*" segment in wild.
+	visit := func(r *schema.Record, pats *[]patternRef, roleRefs *[]roleRef, wild *int, fn func(kind byte, subject string, pat match.URIPattern, g grant)) {
 		env := r.Environment()
 		for i := range r.Statements {
 			st := &r.Statements[i]
@@ -244,6 +249,9 @@ func (s *Snapshot) planRecords(d *change.EntityDiff[*schema.Record], w *writer) 
 					continue // validated policies hold no malformed pattern
 				}
 				*pats = append(*pats, patternRef{rec: r, stmt: int32(i), res: int32(j)})
+				if pat.Wildcard() {
+					*wild++
+				}
 				for _, u := range users {
 					fn(kindUser, u, pat, g)
 				}
@@ -255,14 +263,15 @@ func (s *Snapshot) planRecords(d *change.EntityDiff[*schema.Record], w *writer) 
 	}
 	for _, r := range olds(d) {
 		dropped[r.ID] = true
-		visit(r, &oldPats, &oldRoles, func(kind byte, subject string, pat match.URIPattern, _ grant) { touch(kind, subject, pat) })
+		visit(r, &oldPats, &oldRoles, &removedWild, func(kind byte, subject string, pat match.URIPattern, _ grant) { touch(kind, subject, pat) })
 	}
 	for _, r := range news(d) {
-		visit(r, &newPats, &newRoles, func(kind byte, subject string, pat match.URIPattern, g grant) {
+		visit(r, &newPats, &newRoles, &w.wildPatterns, func(kind byte, subject string, pat match.URIPattern, g grant) {
 			p := touch(kind, subject, pat)
 			p.grants = append(p.grants, wildcardGrant{pattern: pat, grant: g})
 		})
 	}
+	w.wildPatterns -= removedWild
 	fresh := s.counts.Records == 0 // nothing to read from an empty snapshot
 	chunkMax := cmp.Or(s.chunkMax, defaultChunkMax)
 	(&chunkPlan[patternRef]{table: tablePatternStatements, max: chunkMax, dropped: dropped, old: oldPats, add: newPats}).plan(s.txn, fresh, w)

@@ -38,6 +38,9 @@ type Snapshot struct {
 
 	counts Counts
 
+	// wildPatterns counts the statement patterns with a "*" segment: when
+	// there are none, a lookup of the patterns covering a URI never tries "*".
+	wildPatterns int
 	// chunkMax bounds the entries of a row of the statement indexes (see
 	// chunks.go); tests make it small to exercise splits and merges.
 	chunkMax int
@@ -96,7 +99,8 @@ func (s *Snapshot) Apply(d *change.Diff, revision string) (*Snapshot, error) {
 	}
 	txn.Commit()
 
-	next := &Snapshot{revision: revision, db: db, counts: s.counts, chunkMax: s.chunkMax, cursorKey: s.cursorKey}
+	next := &Snapshot{revision: revision, db: db, counts: s.counts, chunkMax: s.chunkMax, cursorKey: s.cursorKey,
+		wildPatterns: s.wildPatterns + w.wildPatterns}
 	next.counts.Roles += len(d.Roles.Added) - len(d.Roles.Removed)
 	next.counts.Groups += len(d.Groups.Added) - len(d.Groups.Removed)
 	next.counts.Records += len(d.Records.Added) - len(d.Records.Removed)

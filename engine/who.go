@@ -223,35 +223,50 @@ type holder struct {
 // byRecords answers from the statements that cover the resource.
 func (w *whoCtx) byRecords(out *UserList) {
 	s := w.s
-	var vias []viaInfo
-	var holders []holder
-	var groupVias []int
+	// The statements that give the access, then their subjects: one via
+	// per statement and pattern (and group), one holder per user and via.
+	var refs []patternRef
+	var patterns []string
 	s.coveringRefs(w.uri, func(e patternRef, pattern string) {
-		if !inEnvironment(e.rec, w.env) {
-			return
-		}
 		st := e.statement()
 		switch {
-		case w.action != "" && !s.rolesAllow(st.Roles, w.action),
+		case !inEnvironment(e.rec, w.env),
+			w.action != "" && !s.rolesAllow(st.Roles, w.action),
 			w.role != "" && !slices.Contains(st.Roles, w.role):
 			return
 		}
+		refs, patterns = append(refs, e), append(patterns, pattern)
+	})
+	nvias, nholders := 0, 0
+	for _, e := range refs {
+		users, groups := e.statement().Subjects(e.rec)
+		nvias += 1 + len(groups)
+		nholders += len(users)
+		for _, g := range groups {
+			nholders += len(s.groupUsers(g))
+		}
+	}
+	vias := make([]viaInfo, 0, nvias)
+	holders := make([]holder, 0, nholders)
+	var groupVias []int
+	for i, e := range refs {
+		st := e.statement()
 		users, groups := st.Subjects(e.rec)
 		src := (&grant{rec: e.rec, stmt: e.stmt}).source()
 		if len(users) > 0 {
-			vias = append(vias, viaInfo{Via{Kind: ViaRecord, ID: e.rec.ID, Source: src, Pattern: pattern}, st.Roles})
+			vias = append(vias, viaInfo{Via{Kind: ViaRecord, ID: e.rec.ID, Source: src, Pattern: patterns[i]}, st.Roles})
 			for _, u := range users {
 				holders = append(holders, holder{u, len(vias) - 1})
 			}
 		}
 		for _, g := range groups {
-			vias = append(vias, viaInfo{Via{Kind: ViaGroup, ID: g, Record: e.rec.ID, Source: src, Pattern: pattern}, st.Roles})
+			vias = append(vias, viaInfo{Via{Kind: ViaGroup, ID: g, Record: e.rec.ID, Source: src, Pattern: patterns[i]}, st.Roles})
 			groupVias = append(groupVias, len(vias)-1)
 			for _, u := range s.groupUsers(g) {
 				holders = append(holders, holder{u, len(vias) - 1})
 			}
 		}
-	})
+	}
 	slices.SortFunc(holders, func(a, b holder) int { return cmp.Or(strings.Compare(a.user, b.user), cmp.Compare(a.via, b.via)) })
 	holders = slices.Compact(holders)
 	// The first user after the cursor's.
@@ -261,6 +276,15 @@ func (w *whoCtx) byRecords(out *UserList) {
 		}
 		return 1
 	})
+	// The page's vias share one array.
+	end := i
+	for n := 0; end < len(holders) && n <= w.limit; end++ {
+		if end == i || holders[end].user != holders[end-1].user {
+			n++
+		}
+	}
+	pageVias := make([]Via, 0, end-i)
+	out.Users = make([]UserAccess, 0, min(w.limit, end-i))
 	for i < len(holders) {
 		if len(out.Users) == w.limit {
 			out.Cursor = w.s.encodeUsersCursor(w.query, out.Users[w.limit-1].User)
@@ -270,13 +294,18 @@ func (w *whoCtx) byRecords(out *UserList) {
 		for j < len(holders) && holders[j].user == holders[i].user {
 			j++
 		}
-		ua := UserAccess{User: holders[i].user, Via: make([]Via, 0, j-i)}
+		start := len(pageVias)
 		var roles []string
 		for _, h := range holders[i:j] {
-			ua.Via = append(ua.Via, vias[h.via].via)
-			roles = append(roles, vias[h.via].roles...)
+			if v := vias[h.via].via; !slices.Contains(pageVias[start:], v) {
+				pageVias = append(pageVias, v)
+			}
+			if w.action == "" && w.role == "" {
+				roles = append(roles, vias[h.via].roles...)
+			}
 		}
-		if w.action == "" && w.role == "" {
+		ua := UserAccess{User: holders[i].user, Via: pageVias[start:len(pageVias):len(pageVias)]}
+		if roles != nil {
 			ua.Roles = sortedUnique(roles)
 		}
 		out.Users = append(out.Users, ua)
@@ -302,7 +331,9 @@ func groupAccess(vias []viaInfo, groupVias []int, withRoles bool) []GroupAccess 
 			roles = nil
 		}
 		g := &out[len(out)-1]
-		g.Via = append(g.Via, info.via)
+		if !slices.Contains(g.Via, info.via) {
+			g.Via = append(g.Via, info.via)
+		}
 		roles = append(roles, info.roles...)
 	}
 	if n := len(out); n > 0 && withRoles {
