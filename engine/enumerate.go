@@ -51,9 +51,8 @@ type PolicyStatement struct {
 func newPolicyStatement(rec *schema.Record, stmt int32, pattern string) PolicyStatement {
 	st := &rec.Statements[stmt]
 	users, groups := st.Subjects(rec)
-	g := grant{rec: rec, stmt: stmt}
 	return PolicyStatement{Record: rec.ID, Statement: int(stmt), Pattern: pattern, Roles: st.Roles,
-		Users: users, Groups: groups, Environment: rec.Environment(), Source: g.source()}
+		Users: users, Groups: groups, Environment: rec.Environment(), Source: statementSource(rec, stmt)}
 }
 
 func comparePolicyStatements(a, b *PolicyStatement) int {

@@ -27,11 +27,15 @@ type grant struct {
 
 func (g *grant) statement() *schema.Statement { return &g.rec.Statements[g.stmt] }
 
-func (g *grant) source() string {
-	if p := g.statement().Pos; p.File != "" {
+func (g *grant) source() string { return statementSource(g.rec, g.stmt) }
+
+// statementSource returns the position of a record's statement, file:line,
+// or the record's when the statement has none.
+func statementSource(rec *schema.Record, stmt int32) string {
+	if p := rec.Statements[stmt].Pos; p.File != "" {
 		return p.Short()
 	}
-	return g.rec.Pos.Short()
+	return rec.Pos.Short()
 }
 
 func (g *grant) inEnv(env string) bool { return g.env == "" || env == "" || g.env == env }

@@ -252,7 +252,7 @@ func (w *whoCtx) byRecords(out *UserList) {
 	for i, e := range refs {
 		st := e.statement()
 		users, groups := st.Subjects(e.rec)
-		src := (&grant{rec: e.rec, stmt: e.stmt}).source()
+		src := statementSource(e.rec, e.stmt)
 		if len(users) > 0 {
 			vias = append(vias, viaInfo{Via{Kind: ViaRecord, ID: e.rec.ID, Source: src, Pattern: patterns[i]}, st.Roles})
 			for _, u := range users {
