@@ -30,6 +30,8 @@ const defaultChunkMax = 64
 type indexEntry[E any] interface {
 	// appendKey appends the entry's sort key; keys are unique in an index.
 	appendKey(dst []byte) []byte
+	// compare orders entries as their keys, without building them.
+	compare(E) int
 	// recordID is the record the entry belongs to: a change drops and
 	// rewrites the entries of whole records.
 	recordID() string
@@ -98,38 +100,22 @@ type chunkPlan[E indexEntry[E]] struct {
 	add     []E
 }
 
-// sortEntries sorts entries by key and drops duplicates.
+// sortEntries sorts entries by key and drops duplicates, in place.
 func sortEntries[E indexEntry[E]](es []E) []E {
-	type keyed struct {
-		key []byte
-		e   E
-	}
-	ks := make([]keyed, len(es))
-	var buf []byte
-	for i, e := range es {
-		start := len(buf)
-		buf = e.appendKey(buf)
-		ks[i] = keyed{key: buf[start:len(buf):len(buf)], e: e}
-	}
-	slices.SortFunc(ks, func(a, b keyed) int { return bytes.Compare(a.key, b.key) })
-	ks = slices.CompactFunc(ks, func(a, b keyed) bool { return bytes.Equal(a.key, b.key) })
-	out := es[:len(ks)]
-	for i, k := range ks {
-		out[i] = k.e
-	}
-	return out
+	slices.SortFunc(es, E.compare)
+	return slices.CompactFunc(es, func(a, b E) bool { return a.compare(b) == 0 })
 }
 
 // plan adds the writes to w. fresh says the table is empty.
 func (p *chunkPlan[E]) plan(txn *memdb.Txn, fresh bool, w *writer) {
 	p.add = sortEntries(p.add)
 	if fresh {
-		p.emit(p.add, w)
+		p.emit(p.add, false, w)
 		return
 	}
 	rows := p.touched(txn)
 	if len(rows) == 0 {
-		p.emit(p.add, w) // the table is empty
+		p.emit(p.add, false, w) // the table is empty
 		return
 	}
 	// Rebuild the rows in key order. A remainder smaller than a quarter
@@ -147,7 +133,7 @@ func (p *chunkPlan[E]) plan(txn *memdb.Txn, fresh bool, w *writer) {
 			continue
 		}
 		if len(pending) >= p.max/4 {
-			p.emit(pending, w)
+			p.emit(pending, true, w)
 			pending = nil
 			continue
 		}
@@ -156,7 +142,7 @@ func (p *chunkPlan[E]) plan(txn *memdb.Txn, fresh bool, w *writer) {
 			rows = slices.Insert(rows, i+1, next)
 		}
 	}
-	p.emit(pending, w)
+	p.emit(pending, true, w)
 }
 
 // touched returns the rows that hold an old entry or the place of a new
@@ -206,19 +192,24 @@ func (p *chunkPlan[E]) addsOf(row *chunkRow[E], add []E, last bool) (mine, rest 
 	return add[:n], add[n:]
 }
 
-// merge appends to pending the entries of a row that survive the change and
-// the row's new entries, in key order.
+// merge returns pending followed by the entries of a row that survive the
+// change merged with the row's new entries (both sorted), in a new array
+// when pending is nil.
 func (p *chunkPlan[E]) merge(pending, entries, add []E) []E {
-	var kept []E
+	if pending == nil {
+		pending = make([]E, 0, len(entries)+len(add))
+	}
+	i := 0
 	for _, e := range entries {
-		if !p.dropped[e.recordID()] {
-			kept = append(kept, e)
+		if p.dropped[e.recordID()] {
+			continue
 		}
+		for ; i < len(add) && add[i].compare(e) < 0; i++ {
+			pending = append(pending, add[i])
+		}
+		pending = append(pending, e)
 	}
-	if len(add) > 0 {
-		kept = sortEntries(append(kept, add...))
-	}
-	return append(pending, kept...)
+	return append(pending, add[i:]...)
 }
 
 // rowAtOrAfter returns the first row whose key is at or after key, or nil.
@@ -233,7 +224,9 @@ func (p *chunkPlan[E]) rowAtOrAfter(txn *memdb.Txn, key []byte) *chunkRow[E] {
 
 // emit inserts sorted entries as rows: full chunks for up to max entries
 // each, or, for a run that outgrew one chunk, even pieces of about 3/4 max.
-func (p *chunkPlan[E]) emit(es []E, w *writer) {
+// The rows share es when own says the array is the plan's own, exactly
+// sized; else each row gets a copy of its piece.
+func (p *chunkPlan[E]) emit(es []E, own bool, w *writer) {
 	if len(es) == 0 {
 		return
 	}
@@ -244,7 +237,10 @@ func (p *chunkPlan[E]) emit(es []E, w *writer) {
 	pieces := (len(es) + size - 1) / size
 	for i := range pieces {
 		lo, hi := i*len(es)/pieces, (i+1)*len(es)/pieces
-		part := slices.Clone(es[lo:hi])
+		part := es[lo:hi:hi]
+		if !own {
+			part = slices.Clone(part)
+		}
 		w.insert(p.table, &chunkRow[E]{key: part[len(part)-1].appendKey(nil), entries: part})
 	}
 }

@@ -1,12 +1,16 @@
 package engine
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/go-memdb"
+
+	"github.com/charter-policy/charter/schema"
 )
 
 // chunkTestEntry is an entry of a chunked index under test: a key and the
@@ -15,8 +19,9 @@ type chunkTestEntry struct {
 	key, rec string
 }
 
-func (e chunkTestEntry) appendKey(dst []byte) []byte { return append(dst, e.key...) }
-func (e chunkTestEntry) recordID() string            { return e.rec }
+func (e chunkTestEntry) appendKey(dst []byte) []byte  { return append(dst, e.key...) }
+func (e chunkTestEntry) recordID() string             { return e.rec }
+func (e chunkTestEntry) compare(o chunkTestEntry) int { return strings.Compare(e.key, o.key) }
 
 // TestChunkPlan applies random changes to a chunked index (records of
 // random keys dropped, changed and added) and checks after each one that
@@ -98,6 +103,42 @@ func TestChunkPlan(t *testing.T) {
 						t.Fatalf("max %d seed %d round %d: seek %q: %q after the last", max, seed, round, k, e.key)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestEntryCompare: the order compare gives entries is the byte order of
+// their keys, on patterns and IDs whose characters sort around "/" and NUL.
+func TestEntryCompare(t *testing.T) {
+	patterns := []string{"a", "a/b", "a-b", "a.b", "a/b/c", "ab", "a0", "*", "*/b", "a/*", "a/-", "A", "/a/b/"}
+	ids := []string{"r", "r1", "r-1", "r.1", "R", "r10"}
+	stmts := []int32{0, 1, 255, 256, 1 << 20}
+	var pats []patternRef
+	var roles []roleRef
+	for _, id := range ids {
+		rec := &schema.Record{ID: id}
+		for _, n := range stmts {
+			rec.Statements = append(rec.Statements, make([]schema.Statement, int(n)+1-len(rec.Statements))...)
+			rec.Statements[n] = schema.Statement{Resources: patterns, Roles: patterns}
+			for j := range patterns {
+				pats = append(pats, patternRef{rec: rec, stmt: n, res: int32(j)})
+				roles = append(roles, roleRef{rec: rec, stmt: n, role: int32(j)})
+			}
+		}
+	}
+	checkCompare(t, pats)
+	checkCompare(t, roles)
+}
+
+func checkCompare[E indexEntry[E]](t *testing.T, es []E) {
+	t.Helper()
+	sign := func(n int) int { return min(max(n, -1), 1) }
+	for _, a := range es {
+		ka := a.appendKey(nil)
+		for _, b := range es {
+			if got, want := sign(a.compare(b)), bytes.Compare(ka, b.appendKey(nil)); got != want {
+				t.Fatalf("compare(%q, %q) = %d, keys compare %d", ka, b.appendKey(nil), got, want)
 			}
 		}
 	}

@@ -265,7 +265,16 @@ func (s *Snapshot) planRecords(d *change.EntityDiff[*schema.Record], w *writer) 
 		dropped[r.ID] = true
 		visit(r, &oldPats, &oldRoles, &removedWild, func(kind byte, subject string, pat match.URIPattern, _ grant) { touch(kind, subject, pat) })
 	}
-	for _, r := range news(d) {
+	newRecords := news(d)
+	nPats, nRoles := 0, 0
+	for _, r := range newRecords {
+		for i := range r.Statements {
+			nPats += len(r.Statements[i].Resources)
+			nRoles += len(r.Statements[i].Roles)
+		}
+	}
+	newPats, newRoles = make([]patternRef, 0, nPats), make([]roleRef, 0, nRoles)
+	for _, r := range newRecords {
 		visit(r, &newPats, &newRoles, &w.wildPatterns, func(kind byte, subject string, pat match.URIPattern, g grant) {
 			p := touch(kind, subject, pat)
 			p.grants = append(p.grants, wildcardGrant{pattern: pat, grant: g})

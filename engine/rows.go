@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"encoding/binary"
 	"slices"
 	"strings"
@@ -191,6 +192,10 @@ func (e patternRef) appendKey(dst []byte) []byte {
 	return appendStatementKey(dst, e.rec.ID, e.stmt)
 }
 
+func (e patternRef) compare(o patternRef) int {
+	return cmp.Or(cmpPatterns(e.pattern(), o.pattern()), strings.Compare(e.rec.ID, o.rec.ID), cmp.Compare(e.stmt, o.stmt))
+}
+
 func (e patternRef) recordID() string { return e.rec.ID }
 
 // roleRef is an entry of tableRoleStatements: one role of one statement,
@@ -209,6 +214,10 @@ func (e roleRef) appendKey(dst []byte) []byte {
 	dst = append(dst, e.roleID()...)
 	dst = append(dst, 0)
 	return appendStatementKey(dst, e.rec.ID, e.stmt)
+}
+
+func (e roleRef) compare(o roleRef) int {
+	return cmp.Or(strings.Compare(e.roleID(), o.roleID()), strings.Compare(e.rec.ID, o.rec.ID), cmp.Compare(e.stmt, o.stmt))
 }
 
 func (e roleRef) recordID() string { return e.rec.ID }
