@@ -384,17 +384,28 @@ func BenchmarkResourcesHeavyUserAllPages(b *testing.B) {
 	b.ReportMetric(float64(n), "resources/op")
 }
 
-// BenchmarkUsersDocument asks who may read one document: its owner, the
-// users given it to read (about 10) and the 100 Admins of documents, about
-// 111 users; the first page (20) and every user in one page (1,000).
-func BenchmarkUsersDocument(b *testing.B) {
-	_, s := benchSnapshot(b)
+// BenchmarkEnumerate runs the enumerations on one snapshot of the
+// benchmark policy:
+//   - users/doc: who may read one document: its owner, the users given it
+//     to read (about 10) and the 100 Admins of documents, about 102 users;
+//     the first page (20) and all of them in one page (1,000);
+//   - users/server: who may read the invoices, which the acme server
+//     decides: each candidate (the billing group's 50 users and the users
+//     the server's user and group policies name) decided as Check does;
+//   - grants: every statement that applies to a user (about 10 to read,
+//     about 10 owned, and its group's when it is in one);
+//   - holders: the holders of a rare role (Billing: one group) and of a
+//     common one (Admin: 100 users on documents);
+//   - covering: the statements that give roles on one document.
+func BenchmarkEnumerate(b *testing.B) {
+	p, s := benchSnapshot(b)
+	doc := func(i int) string { return fmt.Sprintf("documents/doc-%06d", (i*7919)%benchDocs) }
 	for _, limit := range []int{DefaultListLimit, MaxListLimit} {
-		b.Run(fmt.Sprintf("limit=%d", limit), func(b *testing.B) {
+		b.Run(fmt.Sprintf("users/doc/limit=%d", limit), func(b *testing.B) {
 			b.ReportAllocs()
 			i, n := 0, 0
 			for b.Loop() {
-				l, err := s.Users(UsersQuery{Resource: fmt.Sprintf("documents/doc-%06d", (i*7919)%benchDocs), Action: "documents:read", Limit: limit})
+				l, err := s.Users(UsersQuery{Resource: doc(i), Action: "documents:read", Limit: limit})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -404,49 +415,34 @@ func BenchmarkUsersDocument(b *testing.B) {
 			b.ReportMetric(float64(n)/float64(i), "users/op")
 		})
 	}
-}
-
-// BenchmarkUsersResourceServer asks who may read the invoices, which the
-// acme server decides: every candidate (about 150, from the billing group's
-// record and the server's user and group policies) is decided as Check does.
-func BenchmarkUsersResourceServer(b *testing.B) {
-	_, s := benchSnapshot(b)
-	at := mustTime("2026-01-14T10:00:00Z")
-	b.ReportAllocs()
-	n := 0
-	for b.Loop() {
-		l, err := s.Users(UsersQuery{Resource: "acme/billing/invoices/2026-01", Action: "billing:read", Time: at, Limit: MaxListLimit})
-		if err != nil {
-			b.Fatal(err)
+	b.Run("users/server", func(b *testing.B) {
+		at := mustTime("2026-01-14T10:00:00Z")
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			l, err := s.Users(UsersQuery{Resource: "acme/billing/invoices/2026-01", Action: "billing:read", Time: at, Limit: MaxListLimit})
+			if err != nil {
+				b.Fatal(err)
+			}
+			n = len(l.Users)
 		}
-		n = len(l.Users)
-	}
-	b.ReportMetric(float64(n), "users/op")
-}
-
-// BenchmarkGrants lists every statement that applies to a user (about 10
-// to read, one or more owned, and the group's when the user is in one).
-func BenchmarkGrants(b *testing.B) {
-	_, s := benchSnapshot(b)
-	b.ReportAllocs()
-	i, n := 0, 0
-	for b.Loop() {
-		gs, err := s.Grants(Subject{SubjectUser, fmt.Sprintf("user-%05d", (i*37)%benchUsers)}, "")
-		if err != nil {
-			b.Fatal(err)
+		b.ReportMetric(float64(n), "users/op")
+	})
+	b.Run("grants", func(b *testing.B) {
+		b.ReportAllocs()
+		i, n := 0, 0
+		for b.Loop() {
+			gs, err := s.Grants(Subject{SubjectUser, fmt.Sprintf("user-%05d", (i*37)%benchUsers)}, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(gs)
+			i++
 		}
-		n += len(gs)
-		i++
-	}
-	b.ReportMetric(float64(n)/float64(i), "grants/op")
-}
-
-// BenchmarkRoleHolders lists the holders of a rare role (Billing: one
-// group) and of a common one (Admin: 100 users on documents).
-func BenchmarkRoleHolders(b *testing.B) {
-	_, s := benchSnapshot(b)
+		b.ReportMetric(float64(n)/float64(i), "grants/op")
+	})
 	for _, role := range []string{"Billing", "Admin"} {
-		b.Run(role, func(b *testing.B) {
+		b.Run("holders/"+role, func(b *testing.B) {
 			b.ReportAllocs()
 			n := 0
 			for b.Loop() {
@@ -455,18 +451,29 @@ func BenchmarkRoleHolders(b *testing.B) {
 			b.ReportMetric(float64(n), "holdings/op")
 		})
 	}
-}
-
-// BenchmarkStatementsCovering lists the statements that give roles on one
-// document; BenchmarkStatementsBelow those below documents/team-00.
-func BenchmarkStatementsCovering(b *testing.B) {
-	_, s := benchSnapshot(b)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, err := s.StatementsCovering(fmt.Sprintf("documents/doc-%06d", (i*7919)%benchDocs), ""); err != nil {
-			b.Fatal(err)
+	b.Run("covering", func(b *testing.B) {
+		b.ReportAllocs()
+		i, n := 0, 0
+		for b.Loop() {
+			st, err := s.StatementsCovering(doc(i), "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(st)
+			i++
 		}
-		i++
-	}
+		b.ReportMetric(float64(n)/float64(i), "statements/op")
+	})
+	// Check in the same run, for scale on a shared machine.
+	b.Run("check", func(b *testing.B) {
+		qs := benchQuestions(p, benchUsers, benchDocs, 4096)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := s.Check(qs[i&4095]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 }
