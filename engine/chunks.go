@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -32,6 +33,11 @@ type indexEntry[E any] interface {
 	appendKey(dst []byte) []byte
 	// compare orders entries as their keys, without building them.
 	compare(E) int
+	// lead returns the key's first component, the pattern or the role, and
+	// compareLead orders two leads as their keys are ordered (it ignores
+	// its receiver); sorting many entries compares leads held inline.
+	lead() string
+	compareLead(a, b string) int
 	// recordID is the record the entry belongs to: a change drops and
 	// rewrites the entries of whole records.
 	recordID() string
@@ -100,9 +106,27 @@ type chunkPlan[E indexEntry[E]] struct {
 	add     []E
 }
 
-// sortEntries sorts entries by key and drops duplicates, in place.
+// sortEntries sorts entries by key and drops duplicates, in place. Many
+// entries (a new snapshot's) are sorted with their leads beside them, so
+// that most comparisons read no further than the lead's bytes.
 func sortEntries[E indexEntry[E]](es []E) []E {
-	slices.SortFunc(es, E.compare)
+	if len(es) < 1024 {
+		slices.SortFunc(es, E.compare)
+	} else {
+		type led struct {
+			lead string
+			e    E
+		}
+		var zero E
+		ls := make([]led, len(es))
+		for i, e := range es {
+			ls[i] = led{e.lead(), e}
+		}
+		slices.SortFunc(ls, func(a, b led) int { return cmp.Or(zero.compareLead(a.lead, b.lead), a.e.compare(b.e)) })
+		for i, l := range ls {
+			es[i] = l.e
+		}
+	}
 	return slices.CompactFunc(es, func(a, b E) bool { return a.compare(b) == 0 })
 }
 

@@ -22,6 +22,8 @@ type chunkTestEntry struct {
 func (e chunkTestEntry) appendKey(dst []byte) []byte  { return append(dst, e.key...) }
 func (e chunkTestEntry) recordID() string             { return e.rec }
 func (e chunkTestEntry) compare(o chunkTestEntry) int { return strings.Compare(e.key, o.key) }
+func (e chunkTestEntry) lead() string                 { return e.key[:min(len(e.key), 4)] }
+func (chunkTestEntry) compareLead(a, b string) int    { return strings.Compare(a, b) }
 
 // TestChunkPlan applies random changes to a chunked index (records of
 // random keys dropped, changed and added) and checks after each one that
@@ -129,6 +131,31 @@ func TestEntryCompare(t *testing.T) {
 	}
 	checkCompare(t, pats)
 	checkCompare(t, roles)
+	checkSort(t, pats)
+	checkSort(t, roles)
+}
+
+// checkSort sorts the entries, three times over and shuffled, so that the
+// sort of many entries by their leads runs, and compares the result with
+// the keys sorted.
+func checkSort[E indexEntry[E]](t *testing.T, es []E) {
+	t.Helper()
+	many := slices.Concat(es, es, es)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(many), func(i, j int) { many[i], many[j] = many[j], many[i] })
+	if len(many) < 1024 {
+		t.Fatalf("only %d entries: the sort by leads would not run", len(many))
+	}
+	var got, want []string
+	for _, e := range sortEntries(many) {
+		got = append(got, string(e.appendKey(nil)))
+	}
+	for _, e := range es {
+		want = append(want, string(e.appendKey(nil)))
+	}
+	slices.Sort(want)
+	if want = slices.Compact(want); !slices.Equal(got, want) {
+		t.Errorf("sorted:\n got %q\nwant %q", got, want)
+	}
 }
 
 func checkCompare[E indexEntry[E]](t *testing.T, es []E) {

@@ -196,6 +196,10 @@ func (e patternRef) compare(o patternRef) int {
 	return cmp.Or(cmpPatterns(e.pattern(), o.pattern()), strings.Compare(e.rec.ID, o.rec.ID), cmp.Compare(e.stmt, o.stmt))
 }
 
+func (e patternRef) lead() string { return e.pattern() }
+
+func (patternRef) compareLead(a, b string) int { return cmpPatterns(a, b) }
+
 func (e patternRef) recordID() string { return e.rec.ID }
 
 // roleRef is an entry of tableRoleStatements: one role of one statement,
@@ -219,6 +223,10 @@ func (e roleRef) appendKey(dst []byte) []byte {
 func (e roleRef) compare(o roleRef) int {
 	return cmp.Or(strings.Compare(e.roleID(), o.roleID()), strings.Compare(e.rec.ID, o.rec.ID), cmp.Compare(e.stmt, o.stmt))
 }
+
+func (e roleRef) lead() string { return e.roleID() }
+
+func (roleRef) compareLead(a, b string) int { return strings.Compare(a, b) }
 
 func (e roleRef) recordID() string { return e.rec.ID }
 
