@@ -2,9 +2,9 @@ package engine
 
 import (
 	"bytes"
-	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -35,7 +35,8 @@ type indexEntry[E any] interface {
 	compare(E) int
 	// lead returns the key's first component, the pattern or the role, and
 	// compareLead orders two leads as their keys are ordered (it ignores
-	// its receiver); sorting many entries compares leads held inline.
+	// its receiver). A key is the lead, then the record ID, then more:
+	// sorting many entries compares the lead and the ID held inline.
 	lead() string
 	compareLead(a, b string) int
 	// recordID is the record the entry belongs to: a change drops and
@@ -114,15 +115,23 @@ func sortEntries[E indexEntry[E]](es []E) []E {
 		slices.SortFunc(es, E.compare)
 	} else {
 		type led struct {
-			lead string
-			e    E
+			lead, record string
+			e            E
 		}
 		var zero E
 		ls := make([]led, len(es))
 		for i, e := range es {
-			ls[i] = led{e.lead(), e}
+			ls[i] = led{e.lead(), e.recordID(), e}
 		}
-		slices.SortFunc(ls, func(a, b led) int { return cmp.Or(zero.compareLead(a.lead, b.lead), a.e.compare(b.e)) })
+		slices.SortFunc(ls, func(a, b led) int {
+			if c := zero.compareLead(a.lead, b.lead); c != 0 {
+				return c
+			}
+			if c := strings.Compare(a.record, b.record); c != 0 {
+				return c
+			}
+			return a.e.compare(b.e)
+		})
 		for i, l := range ls {
 			es[i] = l.e
 		}

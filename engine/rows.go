@@ -193,7 +193,10 @@ func (e patternRef) appendKey(dst []byte) []byte {
 }
 
 func (e patternRef) compare(o patternRef) int {
-	return cmp.Or(cmpPatterns(e.pattern(), o.pattern()), strings.Compare(e.rec.ID, o.rec.ID), cmp.Compare(e.stmt, o.stmt))
+	if c := cmpPatterns(e.pattern(), o.pattern()); c != 0 {
+		return c
+	}
+	return compareStatements(e.rec, e.stmt, o.rec, o.stmt)
 }
 
 func (e patternRef) lead() string { return e.pattern() }
@@ -221,7 +224,22 @@ func (e roleRef) appendKey(dst []byte) []byte {
 }
 
 func (e roleRef) compare(o roleRef) int {
-	return cmp.Or(strings.Compare(e.roleID(), o.roleID()), strings.Compare(e.rec.ID, o.rec.ID), cmp.Compare(e.stmt, o.stmt))
+	if c := strings.Compare(e.roleID(), o.roleID()); c != 0 {
+		return c
+	}
+	return compareStatements(e.rec, e.stmt, o.rec, o.stmt)
+}
+
+// compareStatements orders statements by record ID and index, as
+// appendStatementKey does.
+func compareStatements(a *schema.Record, i int32, b *schema.Record, j int32) int {
+	if a == b {
+		return cmp.Compare(i, j)
+	}
+	if c := strings.Compare(a.ID, b.ID); c != 0 {
+		return c
+	}
+	return cmp.Compare(i, j)
 }
 
 func (e roleRef) lead() string { return e.roleID() }
