@@ -113,30 +113,32 @@ type chunkPlan[E indexEntry[E]] struct {
 func sortEntries[E indexEntry[E]](es []E) []E {
 	if len(es) < 1024 {
 		slices.SortFunc(es, E.compare)
-	} else {
-		type led struct {
-			lead, record string
-			e            E
-		}
-		var zero E
-		ls := make([]led, len(es))
-		for i, e := range es {
-			ls[i] = led{e.lead(), e.recordID(), e}
-		}
-		slices.SortFunc(ls, func(a, b led) int {
-			if c := zero.compareLead(a.lead, b.lead); c != 0 {
-				return c
-			}
-			if c := strings.Compare(a.record, b.record); c != 0 {
-				return c
-			}
-			return a.e.compare(b.e)
-		})
-		for i, l := range ls {
-			es[i] = l.e
-		}
+		return slices.CompactFunc(es, func(a, b E) bool { return a.compare(b) == 0 })
 	}
-	return slices.CompactFunc(es, func(a, b E) bool { return a.compare(b) == 0 })
+	type led struct {
+		lead, record string
+		e            E
+	}
+	var zero E
+	ls := make([]led, len(es))
+	for i, e := range es {
+		ls[i] = led{e.lead(), e.recordID(), e}
+	}
+	compare := func(a, b led) int {
+		if c := zero.compareLead(a.lead, b.lead); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.record, b.record); c != 0 {
+			return c
+		}
+		return a.e.compare(b.e)
+	}
+	slices.SortFunc(ls, compare)
+	ls = slices.CompactFunc(ls, func(a, b led) bool { return compare(a, b) == 0 })
+	for i, l := range ls {
+		es[i] = l.e
+	}
+	return es[:len(ls)]
 }
 
 // plan adds the writes to w. fresh says the table is empty.
