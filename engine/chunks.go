@@ -33,12 +33,11 @@ type indexEntry[E any] interface {
 	appendKey(dst []byte) []byte
 	// compare orders entries as their keys, without building them.
 	compare(E) int
-	// lead returns the key's first component, the pattern or the role, and
-	// compareLead orders two leads as their keys are ordered (it ignores
-	// its receiver). A key is the lead, then the record ID, then more:
-	// sorting many entries compares the lead and the ID held inline.
+	// lead returns the key's first component, the pattern or the role,
+	// and leadEnd the byte that ends it in the key (the same for every
+	// entry of a type). A key is the lead, its end, the record ID and more.
 	lead() string
-	compareLead(a, b string) int
+	leadEnd() byte
 	// recordID is the record the entry belongs to: a change drops and
 	// rewrites the entries of whole records.
 	recordID() string
@@ -115,20 +114,20 @@ func sortEntries[E indexEntry[E]](es []E) []E {
 		slices.SortFunc(es, E.compare)
 		return slices.CompactFunc(es, func(a, b E) bool { return a.compare(b) == 0 })
 	}
+	// Each entry's lead is held beside it, so that most comparisons read
+	// no pointer; leads compare as their keys do when each is followed by
+	// its end.
 	type led struct {
-		lead, record string
-		e            E
+		lead string
+		e    E
 	}
-	var zero E
 	ls := make([]led, len(es))
 	for i, e := range es {
-		ls[i] = led{e.lead(), e.recordID(), e}
+		ls[i] = led{e.lead(), e}
 	}
+	end := es[0].leadEnd()
 	compare := func(a, b led) int {
-		if c := zero.compareLead(a.lead, b.lead); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.record, b.record); c != 0 {
+		if c := compareLeads(a.lead, b.lead, end); c != 0 {
 			return c
 		}
 		return a.e.compare(b.e)
@@ -139,6 +138,24 @@ func sortEntries[E indexEntry[E]](es []E) []E {
 		es[i] = l.e
 	}
 	return es[:len(ls)]
+}
+
+// compareLeads orders a+end and b+end, without building them.
+func compareLeads(a, b string, end byte) int {
+	n := min(len(a), len(b))
+	if c := strings.Compare(a[:n], b[:n]); c != 0 || len(a) == len(b) {
+		return c
+	}
+	if len(a) < len(b) {
+		if b[n] >= end {
+			return -1
+		}
+		return 1
+	}
+	if a[n] >= end {
+		return 1
+	}
+	return -1
 }
 
 // plan adds the writes to w. fresh says the table is empty.

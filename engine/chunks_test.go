@@ -22,8 +22,8 @@ type chunkTestEntry struct {
 func (e chunkTestEntry) appendKey(dst []byte) []byte  { return append(dst, e.key...) }
 func (e chunkTestEntry) recordID() string             { return e.rec }
 func (e chunkTestEntry) compare(o chunkTestEntry) int { return strings.Compare(e.key, o.key) }
-func (e chunkTestEntry) lead() string                 { return e.key[:min(len(e.key), 4)] }
-func (chunkTestEntry) compareLead(a, b string) int    { return strings.Compare(a, b) }
+func (e chunkTestEntry) lead() string                 { return e.key }
+func (chunkTestEntry) leadEnd() byte                  { return 0 }
 
 // TestChunkPlan applies random changes to a chunked index (records of
 // random keys dropped, changed and added) and checks after each one that

@@ -61,22 +61,7 @@ func comparePolicyStatements(a, b *PolicyStatement) int {
 
 // cmpPatterns orders normalized patterns as the pattern index does (by
 // pattern and "/"): a pattern before the patterns below it.
-func cmpPatterns(a, b string) int {
-	n := min(len(a), len(b))
-	if c := strings.Compare(a[:n], b[:n]); c != 0 || len(a) == len(b) {
-		return c
-	}
-	if len(a) < len(b) {
-		if b[n] >= '/' {
-			return -1
-		}
-		return 1
-	}
-	if a[n] >= '/' {
-		return 1
-	}
-	return -1
-}
+func cmpPatterns(a, b string) int { return compareLeads(a, b, '/') }
 
 // inEnvironment reports whether the record applies in env (SPEC 2.7); every
 // record applies when env is "".

@@ -282,9 +282,22 @@ func (s *Snapshot) planRecords(d *change.EntityDiff[*schema.Record], w *writer) 
 	}
 	w.wildPatterns -= removedWild
 	fresh := s.counts.Records == 0 // nothing to read from an empty snapshot
+	// The statement indexes are planned beside the grant rows: they read
+	// only s's shared read transaction and the entries gathered above, and
+	// write to their own writer, merged into w before the write.
 	chunkMax := cmp.Or(s.chunkMax, defaultChunkMax)
-	(&chunkPlan[patternRef]{table: tablePatternStatements, max: chunkMax, dropped: dropped, old: oldPats, add: newPats}).plan(s.txn, fresh, w)
-	(&chunkPlan[roleRef]{table: tableRoleStatements, max: chunkMax, dropped: dropped, old: oldRoles, add: newRoles}).plan(s.txn, fresh, w)
+	var iw writer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&chunkPlan[patternRef]{table: tablePatternStatements, max: chunkMax, dropped: dropped, old: oldPats, add: newPats}).plan(s.txn, fresh, &iw)
+		(&chunkPlan[roleRef]{table: tableRoleStatements, max: chunkMax, dropped: dropped, old: oldRoles, add: newRoles}).plan(s.txn, fresh, &iw)
+	}()
+	defer func() {
+		<-done
+		w.inserts = append(w.inserts, iw.inserts...)
+		w.deletes = append(w.deletes, iw.deletes...)
+	}()
 
 	lk := &keyBuf{}
 	for _, p := range rows {

@@ -201,7 +201,7 @@ func (e patternRef) compare(o patternRef) int {
 
 func (e patternRef) lead() string { return e.pattern() }
 
-func (patternRef) compareLead(a, b string) int { return cmpPatterns(a, b) }
+func (patternRef) leadEnd() byte { return '/' }
 
 func (e patternRef) recordID() string { return e.rec.ID }
 
@@ -244,7 +244,7 @@ func compareStatements(a *schema.Record, i int32, b *schema.Record, j int32) int
 
 func (e roleRef) lead() string { return e.roleID() }
 
-func (roleRef) compareLead(a, b string) int { return strings.Compare(a, b) }
+func (roleRef) leadEnd() byte { return 0 }
 
 func (e roleRef) recordID() string { return e.rec.ID }
 

@@ -360,7 +360,7 @@ func (w *whoCtx) byServers(out *UserList, gov []serverMatch) {
 		}
 	})
 	for _, srv := range s.servers {
-		if len(matchesOf(srv, gov)) == 0 {
+		if len(appendMatches(nil, srv, gov)) == 0 {
 			continue
 		}
 		for _, cp := range srv.policies {
@@ -410,7 +410,7 @@ func (w *whoCtx) byServers(out *UserList, gov []serverMatch) {
 func serverVias(e *evalCtx, gov []serverMatch, action string) []Via {
 	var out []Via
 	for _, srv := range e.s.servers {
-		ms := matchesOf(srv, gov)
+		ms := appendMatches(nil, srv, gov)
 		if len(ms) == 0 {
 			continue
 		}
@@ -420,7 +420,7 @@ func serverVias(e *evalCtx, gov []serverMatch, action string) []Via {
 			out = append(out, self)
 			continue
 		}
-		applicable := applicablePermissions(srv, ms, action)
+		applicable := appendApplicable(nil, srv, ms, action)
 		if len(applicable) == 0 {
 			out = append(out, self)
 			continue
