@@ -114,20 +114,23 @@ func sortEntries[E indexEntry[E]](es []E) []E {
 		slices.SortFunc(es, E.compare)
 		return slices.CompactFunc(es, func(a, b E) bool { return a.compare(b) == 0 })
 	}
-	// Each entry's lead is held beside it, so that most comparisons read
-	// no pointer; leads compare as their keys do when each is followed by
-	// its end.
+	// Each entry's lead and record ID are held beside it, so that most
+	// comparisons read no pointer (roles have few leads: their ties are
+	// the rule); leads compare as their keys do followed by their end.
 	type led struct {
-		lead string
-		e    E
+		lead, record string
+		e            E
 	}
 	ls := make([]led, len(es))
 	for i, e := range es {
-		ls[i] = led{e.lead(), e}
+		ls[i] = led{e.lead(), e.recordID(), e}
 	}
 	end := es[0].leadEnd()
 	compare := func(a, b led) int {
 		if c := compareLeads(a.lead, b.lead, end); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.record, b.record); c != 0 {
 			return c
 		}
 		return a.e.compare(b.e)
