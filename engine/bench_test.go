@@ -145,6 +145,12 @@ func BenchmarkCheck(b *testing.B) {
 			allowed++
 		}
 	}
+	benchChecks(b, s, qs)
+	b.ReportMetric(float64(allowed)/float64(len(qs)), "allowed/op")
+}
+
+// benchChecks asks the 4,096 questions in turn.
+func benchChecks(b *testing.B, s *Snapshot, qs []Question) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -153,7 +159,6 @@ func BenchmarkCheck(b *testing.B) {
 		}
 		i++
 	}
-	b.ReportMetric(float64(allowed)/float64(len(qs)), "allowed/op")
 }
 
 func BenchmarkCheckResourceServer(b *testing.B) {
@@ -382,4 +387,88 @@ func BenchmarkResourcesHeavyUserAllPages(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n), "resources/op")
+}
+
+// BenchmarkEnumerate runs the enumerations on one snapshot of the
+// benchmark policy:
+//   - users/doc: who may read one document: its owner, the users given it
+//     to read (about 10) and the 100 Admins of documents, about 102 users;
+//     the first page (20) and all of them in one page (1,000);
+//   - users/server: who may read the invoices, which the acme server
+//     decides: each candidate (the billing group's 50 users and the users
+//     the server's user and group policies name) decided as Check does;
+//   - grants: every statement that applies to a user (about 10 to read,
+//     about 10 owned, and its group's when it is in one);
+//   - holders: the holders of a rare role (Billing: one group) and of a
+//     common one (Admin: 100 users on documents);
+//   - covering: the statements that give roles on one document.
+func BenchmarkEnumerate(b *testing.B) {
+	p, s := benchSnapshot(b)
+	doc := func(i int) string { return fmt.Sprintf("documents/doc-%06d", (i*7919)%benchDocs) }
+	for _, limit := range []int{DefaultListLimit, MaxListLimit} {
+		b.Run(fmt.Sprintf("users/doc/limit=%d", limit), func(b *testing.B) {
+			b.ReportAllocs()
+			i, n := 0, 0
+			for b.Loop() {
+				l, err := s.Users(UsersQuery{Resource: doc(i), Action: "documents:read", Limit: limit})
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += len(l.Users)
+				i++
+			}
+			b.ReportMetric(float64(n)/float64(i), "users/op")
+		})
+	}
+	b.Run("users/server", func(b *testing.B) {
+		at := mustTime("2026-01-14T10:00:00Z")
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			l, err := s.Users(UsersQuery{Resource: "acme/billing/invoices/2026-01", Action: "billing:read", Time: at, Limit: MaxListLimit})
+			if err != nil {
+				b.Fatal(err)
+			}
+			n = len(l.Users)
+		}
+		b.ReportMetric(float64(n), "users/op")
+	})
+	b.Run("grants", func(b *testing.B) {
+		b.ReportAllocs()
+		i, n := 0, 0
+		for b.Loop() {
+			gs, err := s.Grants(Subject{SubjectUser, fmt.Sprintf("user-%05d", (i*37)%benchUsers)}, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(gs)
+			i++
+		}
+		b.ReportMetric(float64(n)/float64(i), "grants/op")
+	})
+	for _, role := range []string{"Billing", "Admin"} {
+		b.Run("holders/"+role, func(b *testing.B) {
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				n = len(s.RoleHolders(role, ""))
+			}
+			b.ReportMetric(float64(n), "holdings/op")
+		})
+	}
+	b.Run("covering", func(b *testing.B) {
+		b.ReportAllocs()
+		i, n := 0, 0
+		for b.Loop() {
+			st, err := s.StatementsCovering(doc(i), "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(st)
+			i++
+		}
+		b.ReportMetric(float64(n)/float64(i), "statements/op")
+	})
+	// Check in the same run, for scale on a shared machine.
+	b.Run("check", func(b *testing.B) { benchChecks(b, s, benchQuestions(p, benchUsers, benchDocs, 4096)) })
 }

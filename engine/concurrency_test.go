@@ -47,6 +47,21 @@ func TestConcurrentReaders(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				// The enumerations read the statement indexes that the
+				// applies below rewrite in newer snapshots.
+				l, err := s1.Users(UsersQuery{Resource: "documents/d1", Action: "documents:read"})
+				if err != nil || len(l.Users) != 1 || l.Users[0].User != "alice" {
+					t.Errorf("users: %+v, %v; want alice alone", l, err)
+					return
+				}
+				if h := s1.RoleHolders("Admin", ""); len(h) != 0 {
+					t.Errorf("holders of Admin: %+v, want none", h)
+					return
+				}
+				if st, err := s1.StatementsBelow("documents", ""); err != nil || len(st) != 0 {
+					t.Errorf("statements below documents: %+v, %v; want none", st, err)
+					return
+				}
 			}
 		}()
 	}

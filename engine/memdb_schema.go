@@ -8,8 +8,11 @@ import (
 
 // Table and index names of the snapshot database. Every table has exactly
 // one index, "id", whose keys are built by the engine (see keys.go): the
-// questions are exact lookups and prefix scans over these keys, so no
-// secondary index is kept.
+// questions are exact lookups, prefix scans and lower bounds over these
+// keys. The questions that start from a resource or a role, not a subject,
+// are answered by two tables that index the statements again in those
+// orders (see chunks.go): memdb's own secondary indexes would cost a radix
+// leaf per entry, far more than the 15% of the snapshot they may cost.
 const (
 	// tableGrants holds one row per (subject, non-wildcard resource): the
 	// statements that give the subject roles on that resource, keyed by
@@ -33,6 +36,13 @@ const (
 	// pattern, keyed "pattern/", with every resource whose pattern covers
 	// it; a longest-prefix lookup of "uri/" finds the resources governing uri.
 	tableServerURIs = "server_uris"
+	// tablePatternStatements indexes every resource pattern of every
+	// statement by the pattern, in chunks of patternRef (see chunks.go):
+	// the statements on a pattern, on its ancestors and below it.
+	tablePatternStatements = "pattern_statements"
+	// tableRoleStatements indexes every role of every statement by the
+	// role, in chunks of roleRef: the holders of a role.
+	tableRoleStatements = "role_statements"
 
 	indexID = "id"
 	// indexIDPrefix names the id index for prefix scans and longest-prefix lookups.
@@ -50,6 +60,8 @@ func dbSchema() *memdb.DBSchema {
 		rolesTableSchema(),
 		serversTableSchema(),
 		serverURIsTableSchema(),
+		chunkTableSchema[patternRef](tablePatternStatements),
+		chunkTableSchema[roleRef](tableRoleStatements),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, t := range tables {

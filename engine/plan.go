@@ -21,6 +21,9 @@ type writer struct {
 	inserts []tableRow
 	deletes []tableRow
 	grants  []*grantRow
+	// wildPatterns is the change in the number of statement patterns with
+	// a "*" segment.
+	wildPatterns int
 }
 
 type tableRow struct {
@@ -218,8 +221,14 @@ func (s *Snapshot) planRecords(d *change.EntityDiff[*schema.Record], w *writer) 
 		}
 		return p.pair(id)
 	}
-	// visit calls fn for every (subject, pattern) of every statement of r.
-	visit := func(r *schema.Record, fn func(kind byte, subject string, pat match.URIPattern, g grant)) {
+	// The entries of the statement indexes of the old and the new sides.
+	var oldPats, newPats []patternRef
+	var oldRoles, newRoles []roleRef
+	removedWild := 0
+	// visit calls fn for every (subject, pattern) of every statement of r,
+	// appends the statements' index entries to pats and roleRefs, and
+	// counts the patterns with a "*" segment in wild.
+	visit := func(r *schema.Record, pats *[]patternRef, roleRefs *[]roleRef, wild *int, fn func(kind byte, subject string, pat match.URIPattern, g grant)) {
 		env := r.Environment()
 		for i := range r.Statements {
 			st := &r.Statements[i]
@@ -230,11 +239,18 @@ func (s *Snapshot) planRecords(d *change.EntityDiff[*schema.Record], w *writer) 
 				roles = slices.Clip(st.Roles)
 				interned[key] = roles
 			}
+			for j := range st.Roles {
+				*roleRefs = append(*roleRefs, roleRef{rec: r, stmt: int32(i), role: int32(j)})
+			}
 			g := grant{rec: r, roles: roles, env: env, stmt: int32(i)}
-			for _, res := range st.Resources {
+			for j, res := range st.Resources {
 				pat, err := match.ParseURIPattern(res)
 				if err != nil {
 					continue // validated policies hold no malformed pattern
+				}
+				*pats = append(*pats, patternRef{rec: r, stmt: int32(i), res: int32(j)})
+				if pat.Wildcard() {
+					*wild++
 				}
 				for _, u := range users {
 					fn(kindUser, u, pat, g)
@@ -247,15 +263,41 @@ func (s *Snapshot) planRecords(d *change.EntityDiff[*schema.Record], w *writer) 
 	}
 	for _, r := range olds(d) {
 		dropped[r.ID] = true
-		visit(r, func(kind byte, subject string, pat match.URIPattern, _ grant) { touch(kind, subject, pat) })
+		visit(r, &oldPats, &oldRoles, &removedWild, func(kind byte, subject string, pat match.URIPattern, _ grant) { touch(kind, subject, pat) })
 	}
-	for _, r := range news(d) {
-		visit(r, func(kind byte, subject string, pat match.URIPattern, g grant) {
+	newRecords := news(d)
+	nPats, nRoles := 0, 0
+	for _, r := range newRecords {
+		for i := range r.Statements {
+			nPats += len(r.Statements[i].Resources)
+			nRoles += len(r.Statements[i].Roles)
+		}
+	}
+	newPats, newRoles = make([]patternRef, 0, nPats), make([]roleRef, 0, nRoles)
+	for _, r := range newRecords {
+		visit(r, &newPats, &newRoles, &w.wildPatterns, func(kind byte, subject string, pat match.URIPattern, g grant) {
 			p := touch(kind, subject, pat)
 			p.grants = append(p.grants, wildcardGrant{pattern: pat, grant: g})
 		})
 	}
+	w.wildPatterns -= removedWild
 	fresh := s.counts.Records == 0 // nothing to read from an empty snapshot
+	// The statement indexes are planned beside the grant rows: they read
+	// only s's shared read transaction and the entries gathered above, and
+	// write to their own writer, merged into w before the write.
+	chunkMax := cmp.Or(s.chunkMax, defaultChunkMax)
+	var iw writer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&chunkPlan[patternRef]{table: tablePatternStatements, max: chunkMax, dropped: dropped, old: oldPats, add: newPats}).plan(s.txn, fresh, &iw)
+		(&chunkPlan[roleRef]{table: tableRoleStatements, max: chunkMax, dropped: dropped, old: oldRoles, add: newRoles}).plan(s.txn, fresh, &iw)
+	}()
+	defer func() {
+		<-done
+		w.inserts = append(w.inserts, iw.inserts...)
+		w.deletes = append(w.deletes, iw.deletes...)
+	}()
 
 	lk := &keyBuf{}
 	for _, p := range rows {

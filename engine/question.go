@@ -27,8 +27,8 @@ var ErrNoQuestion = errors.New("exactly one of action, role and assign must be s
 
 // QuestionError reports a malformed question and names the argument at
 // fault: "user", "resource", "action", "role", "assign", "question" (none or
-// several of action, role and assign), or for a listing "collection",
-// "limit" or "cursor".
+// several of action, role and assign; both for a user listing), for a
+// listing "collection", "limit" or "cursor", or for Grants "subject".
 type QuestionError struct {
 	Arg string
 	Err error

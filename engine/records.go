@@ -179,8 +179,12 @@ func (e *evalCtx) traceStatement(g *grant, kind byte, subject, pattern string) {
 
 // grantAllows reports whether one of the grant's roles has an entry that
 // matches action with allow.
-func (s *Snapshot) grantAllows(g *grant, action string) bool {
-	for _, id := range g.roles {
+func (s *Snapshot) grantAllows(g *grant, action string) bool { return s.rolesAllow(g.roles, action) }
+
+// rolesAllow reports whether one of the roles has an entry that matches
+// action with allow.
+func (s *Snapshot) rolesAllow(roles []string, action string) bool {
+	for _, id := range roles {
 		if r := s.roles[id]; r != nil {
 			for i := range r.entries {
 				if en := &r.entries[i]; en.allow && en.pattern.Matches(action) {

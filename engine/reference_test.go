@@ -6,8 +6,10 @@ package engine
 // tests compare two independent readings of the SPEC.
 
 import (
+	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -299,6 +301,14 @@ func refPolicy(p *schema.PolicySet, s *schema.ResourceServer, id, user, uri, env
 
 // refServerDecides returns (governs, allows).
 func refServerDecides(p *schema.PolicySet, s *schema.ResourceServer, user, uri, action, env string, t time.Time) (bool, bool) {
+	governs, allows, _ := refServerVerdict(p, s, user, uri, action, env, t)
+	return governs, allows
+}
+
+// refServerVerdict returns whether s governs uri, whether it allows, and
+// the IDs of the applicable permissions that grant ("" alone for a server
+// that allows with none).
+func refServerVerdict(p *schema.PolicySet, s *schema.ResourceServer, user, uri, action, env string, t time.Time) (bool, bool, []string) {
 	var matches []*schema.Resource
 	for _, r := range s.Resources {
 		for _, u := range r.URIs {
@@ -309,10 +319,10 @@ func refServerDecides(p *schema.PolicySet, s *schema.ResourceServer, user, uri, 
 		}
 	}
 	if len(matches) == 0 {
-		return false, false
+		return false, false, nil
 	}
 	if s.EnforcementMode == "disabled" {
-		return true, true
+		return true, true, []string{""}
 	}
 	inScopes := func(scopes []string) bool {
 		for _, sc := range scopes {
@@ -323,7 +333,8 @@ func refServerDecides(p *schema.PolicySet, s *schema.ResourceServer, user, uri, 
 		return false
 	}
 	g, d := 0, 0
-	for _, perm := range s.Permissions {
+	var granting []string
+	for id, perm := range s.Permissions {
 		applies := false
 		if perm.Type == "resource" {
 			for _, m := range matches {
@@ -355,17 +366,19 @@ func refServerDecides(p *schema.PolicySet, s *schema.ResourceServer, user, uri, 
 		}
 		if v {
 			g++
+			granting = append(granting, id)
 		} else {
 			d++
 		}
 	}
 	if g+d == 0 {
-		return true, s.EnforcementMode == "permissive"
+		return true, s.EnforcementMode == "permissive", []string{""}
 	}
+	sort.Strings(granting)
 	if s.DecisionStrategy == "affirmative" {
-		return true, g > 0
+		return true, g > 0, granting
 	}
-	return true, d == 0
+	return true, d == 0, granting
 }
 
 func refCheck(p *schema.PolicySet, user, uri, action, env string, t time.Time) bool {
@@ -448,4 +461,238 @@ func refAnswer(p *schema.PolicySet, q Question, kind string) string {
 		}
 		return allowDeny(refAssignable(p, q.User, uri, q.Assign, q.Environment))
 	}
+}
+
+// The enumerations, the naive way: every record and statement of the
+// policy visited for every question.
+
+// refPos renders a statement's position as file:line, or its record's when
+// it has none.
+func refPos(r *schema.Record, i int) string {
+	pos := r.Statements[i].Pos
+	if pos.File == "" {
+		pos = r.Pos
+	}
+	if pos.File == "" {
+		return "-"
+	}
+	return fmt.Sprintf("%s:%d", pos.File, pos.Line)
+}
+
+// refSubjects returns a statement's users and groups (SPEC 2.3).
+func refSubjects(r *schema.Record, st *schema.Statement) ([]string, []string) {
+	if len(st.Users) > 0 || len(st.Groups) > 0 {
+		return st.Users, st.Groups
+	}
+	return r.Users, r.Groups
+}
+
+// refStatementPatterns returns a statement's patterns, normalized, each once, in written order.
+func refStatementPatterns(st *schema.Statement) []string {
+	var out []string
+	for _, res := range st.Resources {
+		if n, ok := refURI(res); ok && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// refRow renders one pattern of one statement, as the enumeration tests compare them.
+func refRow(r *schema.Record, i int, pattern string) string {
+	users, groups := refSubjects(r, &r.Statements[i])
+	return fmt.Sprintf("%s %s[%d] roles=%s users=%s groups=%s env=%s at %s", pattern, r.ID, i,
+		strings.Join(r.Statements[i].Roles, ","), strings.Join(users, ","), strings.Join(groups, ","), r.Tags["environment"], refPos(r, i))
+}
+
+// refInEnv reports whether a record applies in env (every record when env is "").
+func refInEnv(r *schema.Record, env string) bool {
+	e := r.Tags["environment"]
+	return env == "" || e == "" || e == env
+}
+
+// refRows calls fn for every (record, statement, pattern) of records in env.
+func refRows(p *schema.PolicySet, env string, fn func(r *schema.Record, i int, pattern string)) {
+	for _, r := range p.Records {
+		if !refInEnv(r, env) {
+			continue
+		}
+		for i := range r.Statements {
+			for _, pattern := range refStatementPatterns(&r.Statements[i]) {
+				fn(r, i, pattern)
+			}
+		}
+	}
+}
+
+// refOrder sorts rows that start with "pattern record[stmt]" by pattern
+// (as pattern+"/"), record, statement, then the rest.
+func refOrder(rows []string) []string {
+	key := func(row string) string {
+		pattern, rest, _ := strings.Cut(row, " ")
+		rec, rest, _ := strings.Cut(rest, "[")
+		n, rest, _ := strings.Cut(rest, "]")
+		stmt, _ := strconv.Atoi(n)
+		return fmt.Sprintf("%s/\x00%s\x00%08d\x00%s", pattern, rec, stmt, rest)
+	}
+	sort.Slice(rows, func(i, j int) bool { return key(rows[i]) < key(rows[j]) })
+	return rows
+}
+
+// refGrants renders the statements that apply to a subject: kind is "user" or "group".
+func refGrants(p *schema.PolicySet, kind, id, env string) []string {
+	var out []string
+	refRows(p, env, func(r *schema.Record, i int, pattern string) {
+		users, groups := refSubjects(r, &r.Statements[i])
+		if kind == "user" && slices.Contains(users, id) || kind == "group" && slices.Contains(groups, id) {
+			out = append(out, refRow(r, i, pattern)+" via "+kind+":"+id)
+		}
+		if kind != "user" {
+			return
+		}
+		var seen []string
+		for _, g := range groups {
+			if refInGroup(p, id, g) && !slices.Contains(seen, g) {
+				seen = append(seen, g)
+				out = append(out, refRow(r, i, pattern)+" via group:"+g)
+			}
+		}
+	})
+	return refOrder(out)
+}
+
+// refHolders renders the (subject, statement, pattern) triples giving role,
+// by record, statement, pattern and subject (users, then groups).
+func refHolders(p *schema.PolicySet, role, env string) []string {
+	var rows []string
+	refRows(p, env, func(r *schema.Record, i int, pattern string) {
+		if !slices.Contains(r.Statements[i].Roles, role) {
+			return
+		}
+		users, groups := refSubjects(r, &r.Statements[i])
+		users, groups = slices.Clone(users), slices.Clone(groups)
+		sort.Strings(users)
+		sort.Strings(groups)
+		for _, u := range slices.Compact(users) {
+			rows = append(rows, fmt.Sprintf("%s\x00%08d\x00%s/\x00u\x00%s\x00user:%s %s", r.ID, i, pattern, u, u, refRow(r, i, pattern)))
+		}
+		for _, g := range slices.Compact(groups) {
+			rows = append(rows, fmt.Sprintf("%s\x00%08d\x00%s/\x00v\x00%s\x00group:%s %s", r.ID, i, pattern, g, g, refRow(r, i, pattern)))
+		}
+	})
+	sort.Strings(rows)
+	for i, row := range rows {
+		rows[i] = row[strings.LastIndexByte(row, 0)+1:]
+	}
+	return rows
+}
+
+// refPatternCovers reports whether pattern covers every URI other covers
+// (both normalized; a "*" in other is covered only by a "*").
+func refPatternCovers(pattern, other string) bool { return refCovers(pattern, other) }
+
+// refCovering renders the statements whose pattern covers resource.
+func refCovering(p *schema.PolicySet, resource, env string) []string {
+	var out []string
+	refRows(p, env, func(r *schema.Record, i int, pattern string) {
+		if refPatternCovers(pattern, resource) {
+			out = append(out, refRow(r, i, pattern))
+		}
+	})
+	return refOrder(out)
+}
+
+// refBelow renders the statements whose pattern lies strictly below resource.
+func refBelow(p *schema.PolicySet, resource, env string) []string {
+	var out []string
+	refRows(p, env, func(r *schema.Record, i int, pattern string) {
+		if pattern != resource && refPatternCovers(resource, pattern) {
+			out = append(out, refRow(r, i, pattern))
+		}
+	})
+	return refOrder(out)
+}
+
+// refRecordVias renders how each user holds, through the record layer,
+// what wants asks of a statement's roles on uri: "record:ID@pattern@source"
+// or "group:ID@record@pattern@source", sorted, by user.
+func refRecordVias(p *schema.PolicySet, uri, env string, wants func(roles []string) bool) map[string][]string {
+	out := map[string][]string{}
+	refRows(p, env, func(r *schema.Record, i int, pattern string) {
+		st := &r.Statements[i]
+		if !refCovers(pattern, uri) || !wants(st.Roles) {
+			return
+		}
+		users, groups := refSubjects(r, st)
+		for _, u := range users {
+			out[u] = append(out[u], fmt.Sprintf("record:%s@%s@%s", r.ID, pattern, refPos(r, i)))
+		}
+		for _, g := range groups {
+			if p.Groups[g] == nil {
+				continue
+			}
+			for _, u := range p.Groups[g].Users {
+				out[u] = append(out[u], fmt.Sprintf("group:%s@%s@%s@%s", g, r.ID, pattern, refPos(r, i)))
+			}
+		}
+	})
+	for u, vias := range out {
+		sort.Strings(vias)
+		out[u] = slices.Compact(vias)
+	}
+	return out
+}
+
+// refGroupVias renders the groups through which statements covering uri
+// give what wants asks: "group:ID@record@pattern@source", sorted.
+func refGroupVias(p *schema.PolicySet, uri, env string, wants func(roles []string) bool) []string {
+	var out []string
+	refRows(p, env, func(r *schema.Record, i int, pattern string) {
+		st := &r.Statements[i]
+		if !refCovers(pattern, uri) || !wants(st.Roles) {
+			return
+		}
+		_, groups := refSubjects(r, st)
+		for _, g := range groups {
+			out = append(out, fmt.Sprintf("group:%s@%s@%s@%s", g, r.ID, pattern, refPos(r, i)))
+		}
+	})
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// refRolesAllow reports whether one of the roles has an entry that allows action.
+func refRolesAllow(p *schema.PolicySet, roles []string, action string) bool {
+	for _, id := range roles {
+		if role := p.Roles[id]; role != nil {
+			for _, rp := range role.Permissions {
+				if rp.Allow && refActionMatches(rp.Action, action) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// refServerVias renders how the resource servers governing uri allow user:
+// "permission:ID@server" per granting permission, "resourceServer:ID" for a
+// server that allows with none, sorted; nil when no server governs.
+func refServerVias(p *schema.PolicySet, user, uri, action, env string, t time.Time) []string {
+	var out []string
+	for id, s := range p.ResourceServers {
+		gov, _, granting := refServerVerdict(p, s, user, uri, action, env, t)
+		if !gov {
+			continue
+		}
+		for _, perm := range granting {
+			if perm == "" {
+				out = append(out, "resourceServer:"+id)
+			} else {
+				out = append(out, "permission:"+perm+"@"+id)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"cmp"
+	"encoding/binary"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/charter-policy/charter/schema"
@@ -25,11 +28,15 @@ type grant struct {
 
 func (g *grant) statement() *schema.Statement { return &g.rec.Statements[g.stmt] }
 
-func (g *grant) source() string {
-	if p := g.statement().Pos; p.File != "" {
+func (g *grant) source() string { return statementSource(g.rec, g.stmt) }
+
+// statementSource returns the position of a record's statement, file:line,
+// or the record's when the statement has none.
+func statementSource(rec *schema.Record, stmt int32) string {
+	if p := rec.Statements[stmt].Pos; p.File != "" {
 		return p.Short()
 	}
-	return g.rec.Pos.Short()
+	return rec.Pos.Short()
 }
 
 func (g *grant) inEnv(env string) bool { return g.env == "" || env == "" || g.env == env }
@@ -162,4 +169,95 @@ type serverMatch struct {
 	srv     *serverRow
 	res     *compiledResource
 	pattern match.URIPattern
+}
+
+// patternRef is an entry of tablePatternStatements: one resource pattern
+// of one statement. Its key is the normalized pattern and "/", NUL, the
+// record ID, NUL and the statement index, so that the entries of a pattern
+// and of every pattern below it are contiguous, the pattern's own first.
+type patternRef struct {
+	rec  *schema.Record
+	stmt int32
+	res  int32 // index in the statement's resources
+}
+
+func (e patternRef) statement() *schema.Statement { return &e.rec.Statements[e.stmt] }
+
+// pattern returns the normalized resource pattern.
+func (e patternRef) pattern() string { return normPattern(e.statement().Resources[e.res]) }
+
+func (e patternRef) appendKey(dst []byte) []byte {
+	dst = append(dst, e.pattern()...)
+	dst = append(dst, '/', 0)
+	return appendStatementKey(dst, e.rec.ID, e.stmt)
+}
+
+func (e patternRef) compare(o patternRef) int {
+	if c := cmpPatterns(e.pattern(), o.pattern()); c != 0 {
+		return c
+	}
+	return compareStatements(e.rec, e.stmt, o.rec, o.stmt)
+}
+
+func (e patternRef) lead() string { return e.pattern() }
+
+func (patternRef) leadEnd() byte { return '/' }
+
+func (e patternRef) recordID() string { return e.rec.ID }
+
+// roleRef is an entry of tableRoleStatements: one role of one statement,
+// keyed by the role, NUL, the record ID, NUL and the statement index.
+type roleRef struct {
+	rec  *schema.Record
+	stmt int32
+	role int32 // index in the statement's roles
+}
+
+func (e roleRef) statement() *schema.Statement { return &e.rec.Statements[e.stmt] }
+
+func (e roleRef) roleID() string { return e.statement().Roles[e.role] }
+
+func (e roleRef) appendKey(dst []byte) []byte {
+	dst = append(dst, e.roleID()...)
+	dst = append(dst, 0)
+	return appendStatementKey(dst, e.rec.ID, e.stmt)
+}
+
+func (e roleRef) compare(o roleRef) int {
+	if c := strings.Compare(e.roleID(), o.roleID()); c != 0 {
+		return c
+	}
+	return compareStatements(e.rec, e.stmt, o.rec, o.stmt)
+}
+
+// compareStatements orders statements by record ID and index, as
+// appendStatementKey does.
+func compareStatements(a *schema.Record, i int32, b *schema.Record, j int32) int {
+	if a == b {
+		return cmp.Compare(i, j)
+	}
+	if c := strings.Compare(a.ID, b.ID); c != 0 {
+		return c
+	}
+	return cmp.Compare(i, j)
+}
+
+func (e roleRef) lead() string { return e.roleID() }
+
+func (roleRef) leadEnd() byte { return 0 }
+
+func (e roleRef) recordID() string { return e.rec.ID }
+
+// appendStatementKey appends the record ID, NUL and the statement index
+// (big-endian, so that byte order is numeric order).
+func appendStatementKey(dst []byte, record string, stmt int32) []byte {
+	dst = append(dst, record...)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint32(dst, uint32(stmt))
+}
+
+// normPattern returns a validated resource pattern normalized: without a
+// leading and a trailing "/", as match.ParseURIPattern returns it.
+func normPattern(p string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(p, "/"), "/")
 }

@@ -45,13 +45,9 @@ func (e *evalCtx) governing() []serverMatch {
 // serversAllow decides by the governing servers: all must allow.
 func (e *evalCtx) serversAllow(gov []serverMatch, action string) bool {
 	allowed := true
+	var buf [4]serverMatch
 	for _, srv := range e.s.servers {
-		var ms []serverMatch
-		for _, m := range gov {
-			if m.srv == srv && !slices.ContainsFunc(ms, func(x serverMatch) bool { return x.res == m.res }) {
-				ms = append(ms, m)
-			}
-		}
+		ms := appendMatches(buf[:0], srv, gov)
 		if len(ms) == 0 {
 			continue
 		}
@@ -70,6 +66,29 @@ func (e *evalCtx) serversAllow(gov []serverMatch, action string) bool {
 		e.tr.add(Step{Kind: StepDecision, ID: LayerResourceServer, Result: allowDeny(allowed), Detail: detail + "; the record layer does not decide"})
 	}
 	return allowed
+}
+
+// appendMatches appends to ms the matches of srv among the governing
+// matches, each resource once: R's matches in srv (SPEC 2.6). A check
+// passes an array on its stack.
+func appendMatches(ms []serverMatch, srv *serverRow, gov []serverMatch) []serverMatch {
+	for _, m := range gov {
+		if m.srv == srv && !slices.ContainsFunc(ms, func(x serverMatch) bool { return x.res == m.res }) {
+			ms = append(ms, m)
+		}
+	}
+	return ms
+}
+
+// appendApplicable appends to applicable the permissions of srv that apply
+// to the matches and the action.
+func appendApplicable(applicable []*compiledPermission, srv *serverRow, ms []serverMatch, action string) []*compiledPermission {
+	for _, p := range srv.permissions {
+		if permissionApplies(p, ms, action) {
+			applicable = append(applicable, p)
+		}
+	}
+	return applicable
 }
 
 // serverAllows decides one server (SPEC 2.6, "S decides").
@@ -94,12 +113,8 @@ func (e *evalCtx) serverAllows(srv *serverRow, ms []serverMatch, action string) 
 		tr.add(Step{Kind: StepServer, ID: sv.ID, Source: sv.Pos.Short(), Result: "allow", Detail: "enforcement disabled"})
 		return true
 	}
-	var applicable []*compiledPermission
-	for _, p := range srv.permissions {
-		if permissionApplies(p, ms, action) {
-			applicable = append(applicable, p)
-		}
-	}
+	var buf [8]*compiledPermission
+	applicable := appendApplicable(buf[:0], srv, ms, action)
 	if len(applicable) == 0 {
 		ok := sv.EnforcementMode == schema.EnforcementPermissive
 		tr.add(Step{Kind: StepServer, ID: sv.ID, Source: sv.Pos.Short(), Result: allowDeny(ok),

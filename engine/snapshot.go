@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,6 +37,17 @@ type Snapshot struct {
 	maxGroupID int // longest group ID that has members
 
 	counts Counts
+
+	// wildPatterns counts the statement patterns with a "*" segment: when
+	// there are none, a lookup of the patterns covering a URI never tries "*".
+	wildPatterns int
+	// chunkMax bounds the entries of a row of the statement indexes (see
+	// chunks.go); tests make it small to exercise splits and merges.
+	chunkMax int
+	// cursorKey authenticates the cursors of the user listings (see
+	// who.go). It is drawn once per lineage of snapshots, in Empty, and
+	// carried by Apply: a cursor is good for the process that issued it.
+	cursorKey [32]byte
 }
 
 // Counts are the numbers of entities of each kind in a snapshot.
@@ -58,7 +70,8 @@ func Empty(revision string) *Snapshot {
 	if err != nil {
 		panic(fmt.Sprintf("engine: static memdb schema is invalid: %v", err))
 	}
-	s := &Snapshot{revision: revision, db: db}
+	s := &Snapshot{revision: revision, db: db, chunkMax: defaultChunkMax}
+	rand.Read(s.cursorKey[:])
 	s.derive(nil)
 	return s
 }
@@ -86,7 +99,8 @@ func (s *Snapshot) Apply(d *change.Diff, revision string) (*Snapshot, error) {
 	}
 	txn.Commit()
 
-	next := &Snapshot{revision: revision, db: db, counts: s.counts}
+	next := &Snapshot{revision: revision, db: db, counts: s.counts, chunkMax: s.chunkMax, cursorKey: s.cursorKey,
+		wildPatterns: s.wildPatterns + w.wildPatterns}
 	next.counts.Roles += len(d.Roles.Added) - len(d.Roles.Removed)
 	next.counts.Groups += len(d.Groups.Added) - len(d.Groups.Removed)
 	next.counts.Records += len(d.Records.Added) - len(d.Records.Removed)
