@@ -418,21 +418,27 @@ func TestDamageFoundWhileServingIsClonedAgain(t *testing.T) {
 	root := t.TempDir()
 	remote := gittest.NewRemote(t, root, "policy")
 	files := maps.Clone(policy)
-	files["policies/groups.cue"] = "package policies\n\ngroups: {}\n"
+	// A blob the clone holds but the source has never read (it lies
+	// outside --path), so no cache of go-git's can hold it either.
+	const kept = "package policies\n\n// kept outside the policy root at first\ngroups: {}\n"
+	files["elsewhere/kept.cue"] = kept
 	first := remote.Set(t, files, "first")
-	s, logs := newSource(t, "file://"+remote.Bare, Options{Path: "policies"})
+	// Through git daemon: git's own upload-pack sends only what the clone
+	// lacks by its commits, so the lost blob is never sent again.
+	daemon := gittest.StartDaemon(t, root)
+	s, logs := newSource(t, daemon.URL("policy.git"), Options{Path: "policies"})
 	fetch(t, s)
-	// The blob of groups.cue, which the next commit keeps, is lost from
-	// the clone; the next fetch brings only what changed.
+	// The blob is lost from the clone; the next commit brings it into
+	// --path, and the next fetch brings only what the clone lacks.
 	gittest.Unpack(t, s.Dir())
-	blob := gittest.Git(t, remote.Work, "rev-parse", first+":policies/groups.cue")
+	blob := gittest.Git(t, remote.Work, "rev-parse", first+":elsewhere/kept.cue")
 	if err := os.Remove(gittest.ObjectFile(s.Dir(), blob)); err != nil {
 		t.Fatal(err)
 	}
-	files["policies/roles.cue"] = "package policies\n\nroles: {} // next\n"
+	files["policies/kept.cue"] = kept
 	next := remote.Set(t, files, "next")
 	rev, got := fetch(t, s)
-	if rev.ID != next || got["groups.cue"] != files["policies/groups.cue"] || got["roles.cue"] != files["policies/roles.cue"] {
+	if rev.ID != next || got["kept.cue"] != kept || got["roles.cue"] != files["policies/roles.cue"] {
 		t.Errorf("after the damage and a push: %s %v", rev.ID, got)
 	}
 	if !strings.Contains(logs.String(), "removing the cached clone") {
