@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"slices"
@@ -79,8 +80,47 @@ func WalkPolicyFiles(ctx context.Context, fsys fs.FS, fn func(name string) error
 	})
 }
 
-// MaxFileBytes bounds one policy file: a larger file is an error, never read.
+// MaxFileBytes bounds one policy file by default: a larger file is an
+// error, never read.
 const MaxFileBytes = 64 << 20
+
+// MaxTotalBytes bounds all the policy files of a root together by default.
+const MaxTotalBytes = 1 << 30
+
+// SizeLimits bound what is read of one policy root, checked against each
+// file's size before it is read; a zero field takes its default
+// (MaxFileBytes, MaxTotalBytes). The loader and every source use them, so
+// that charter validate and the sidecar refuse the same files with the
+// same message.
+type SizeLimits struct {
+	File  int64 // the size of one file
+	Total int64 // the size of all files together
+}
+
+// WithDefaults returns l with its zero fields set to the defaults.
+func (l SizeLimits) WithDefaults() SizeLimits {
+	if l.File <= 0 {
+		l.File = MaxFileBytes
+	}
+	if l.Total <= 0 {
+		l.Total = MaxTotalBytes
+	}
+	return l
+}
+
+// Check returns an *Error naming the policy file name, of size bytes, when
+// reading it would exceed l (its defaults applied) after total bytes of
+// the root's other files were read.
+func (l SizeLimits) Check(name string, size, total int64) error {
+	l = l.WithDefaults()
+	if size > l.File {
+		return refusal(name, "file is %d bytes, more than the %d a policy file may hold", size, l.File)
+	}
+	if total+size > l.Total {
+		return refusal(name, "policy files exceed %d bytes together", l.Total)
+	}
+	return nil
+}
 
 // maxLinkHops bounds the symbolic links followed to resolve one name.
 const maxLinkHops = 40
@@ -121,10 +161,58 @@ func ReadPolicyFileStat(fsys fs.FS, name string, maxBytes int64) ([]byte, string
 	if err != nil {
 		return nil, "", nil, err
 	}
-	if info.Size() > maxBytes {
-		return nil, "", nil, refusal(name, "file is %d bytes, more than the %d a policy file may hold", info.Size(), maxBytes)
+	if err := (SizeLimits{File: maxBytes, Total: math.MaxInt64}).Check(name, info.Size(), 0); err != nil {
+		return nil, "", nil, err
 	}
-	f, err := fsys.Open(resolved)
+	return readChecked(fsys, name, resolved, info, maxBytes)
+}
+
+// OpenFileFS is a file system that opens a file with the flags of
+// os.OpenFile, as os.Root does: ReadPolicyFile opens through it without
+// blocking (O_NONBLOCK), so that a named pipe swapped in for a checked
+// regular file is refused rather than waited on. RootFS makes one of an
+// os.Root; the loader and the sources read the disk through one.
+type OpenFileFS interface {
+	fs.FS
+	OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error)
+}
+
+// RootFS returns the file system of root, as root.FS() (whose ReadLink,
+// Lstat, Stat, ReadDir and ReadFile it keeps), that is also an OpenFileFS.
+func RootFS(root *os.Root) OpenFileFS {
+	return rootFS{root.FS().(rootFSMethods), root}
+}
+
+// rootFSMethods are the methods of root.FS() that rootFS keeps.
+type rootFSMethods interface {
+	fs.ReadLinkFS
+	fs.StatFS
+	fs.ReadDirFS
+	fs.ReadFileFS
+}
+
+type rootFS struct {
+	rootFSMethods
+	root *os.Root
+}
+
+func (r rootFS) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
+	return r.root.OpenFile(name, flag, perm)
+}
+
+// openChecked opens resolved, the name that name leads to, without
+// blocking when fsys is an OpenFileFS.
+func openChecked(fsys fs.FS, resolved string) (fs.File, error) {
+	if ofs, ok := fsys.(OpenFileFS); ok {
+		return ofs.OpenFile(resolved, os.O_RDONLY|openNonblock, 0)
+	}
+	return fsys.Open(resolved)
+}
+
+// readChecked reads resolved, which StatPolicyFile found for name with the
+// information info, refusing what was opened unless it is that regular file.
+func readChecked(fsys fs.FS, name, resolved string, info fs.FileInfo, maxBytes int64) ([]byte, string, fs.FileInfo, error) {
+	f, err := openChecked(fsys, resolved)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("read %s: %w", name, err)
 	}
@@ -133,11 +221,15 @@ func ReadPolicyFileStat(fsys fs.FS, name string, maxBytes int64) ([]byte, string
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	// What was opened must be what was checked: a file swapped for a link
-	// or another file in between is refused. os.SameFile tells only for
-	// the information of package os (it is false for any other, even for
-	// the same value), so other file systems are not asked.
-	if !opened.Mode().IsRegular() || os.SameFile(info, info) && !os.SameFile(info, opened) {
+	// What was opened must be what was checked: a file swapped for a named
+	// pipe, a device, a link or another file in between is refused (a
+	// regular file reads the same with O_NONBLOCK). os.SameFile tells only
+	// for the information of package os (it is false for any other, even
+	// for the same value), so other file systems are not asked.
+	if !opened.Mode().IsRegular() {
+		return nil, "", nil, refusal(name, "changed to %s while it was read: a policy file is a regular file, or a symbolic link to one inside the policy root", fileKind(opened.Mode()))
+	}
+	if os.SameFile(info, info) && !os.SameFile(info, opened) {
 		return nil, "", nil, refusal(name, "file changed while it was read: read it again")
 	}
 	// As os.ReadFile: one buffer of the size Stat gave, grown only if the

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 // TestReadPolicyFile: SPEC section 1 reads regular files only, and follows
@@ -71,8 +72,13 @@ func TestReadPolicyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The root as the tests see it: a sibling of outside, so that
-	// "../outside/secret.json" really exists.
-	fsys := os.DirFS(root)
+	// "../outside/secret.json" really exists. Read through os.DirFS and
+	// through an os.Root that opens without blocking, with the same rule.
+	opened, err := os.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opened.Close()
 	tests := []struct {
 		name    string
 		wantErr string // "" when the file is read
@@ -100,18 +106,74 @@ func TestReadPolicyFile(t *testing.T) {
 		{"sub/rootlink.json", "not a regular file (a directory)"},
 		{"throughselfloop.json", "symbolic links to follow (a loop?)"},
 	}
-	for _, tc := range tests {
-		data, err := ReadPolicyFile(fsys, tc.name)
-		if tc.wantErr == "" {
-			if err != nil || string(data) != group {
-				t.Errorf("%s: %q, %v; want the group file", tc.name, data, err)
+	for fsName, fsys := range map[string]fs.FS{"os.DirFS": os.DirFS(root), "RootFS": RootFS(opened)} {
+		for _, tc := range tests {
+			data, err := ReadPolicyFile(fsys, tc.name)
+			if tc.wantErr == "" {
+				if err != nil || string(data) != group {
+					t.Errorf("%s: %s: %q, %v; want the group file", fsName, tc.name, data, err)
+				}
+				continue
 			}
-			continue
+			var e *Error
+			if !errors.As(err, &e) || !strings.Contains(e.Message, tc.wantErr) || e.Pos.File != tc.name {
+				t.Errorf("%s: %s: err = %v, want a policy error naming it: %s", fsName, tc.name, err, tc.wantErr)
+			}
 		}
+	}
+}
+
+// TestReadPolicyFileSwappedForPipe: a regular file swapped for a named pipe
+// between the check and the open is refused at once, with an error placed
+// at the file, when the file system opens without blocking (RootFS); the
+// open would otherwise wait for a writer forever.
+func TestReadPolicyFileSwappedForPipe(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("named pipes")
+	}
+	root := t.TempDir()
+	name := filepath.Join(root, "a.json")
+	if err := os.WriteFile(name, []byte(`{"groups": {}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opened, err := os.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opened.Close()
+	fsys := RootFS(opened)
+	resolved, info, err := StatPolicyFile(fsys, "a.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The swap, between StatPolicyFile and the open of ReadPolicyFile.
+	if err := os.Remove(name); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(name, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		data, _, _, err := readChecked(fsys, "a.json", resolved, info, MaxFileBytes)
+		done <- result{data, err}
+	}()
+	select {
+	case r := <-done:
 		var e *Error
-		if !errors.As(err, &e) || !strings.Contains(e.Message, tc.wantErr) || e.Pos.File != tc.name {
-			t.Errorf("%s: err = %v, want a policy error naming it: %s", tc.name, err, tc.wantErr)
+		if !errors.As(r.err, &e) || e.Pos != (Pos{File: "a.json", Line: 1}) || !strings.Contains(e.Message, "changed to a named pipe") || r.data != nil {
+			t.Errorf("read a named pipe swapped in: %q, %v; want a policy error at a.json:1 saying so", r.data, r.err)
 		}
+	case <-time.After(10 * time.Second):
+		// Free the blocked open, so that the test ends: a writer appears.
+		if w, err := os.OpenFile(name, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+		t.Fatal("the open of a named pipe swapped in for a regular file blocked")
 	}
 }
 

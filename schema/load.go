@@ -33,6 +33,10 @@ type Loader struct {
 	// evaluation can neither be bounded nor interrupted. Set it before the
 	// first Load.
 	CUE CUERunner
+	// Limits bound the size of each policy file and of all of them
+	// together, checked before a file is read; a file over them is an
+	// error of the policy. The zero value takes the defaults.
+	Limits SizeLimits
 }
 
 // NewLoader returns a Loader with an empty cache.
@@ -138,7 +142,7 @@ type patchInfo struct {
 }
 
 func (l *Loader) load(ctx context.Context, fsys fs.FS) (*PolicySet, Stats, *patchInfo, error) {
-	units, err := readUnits(ctx, fsys)
+	units, err := readUnits(ctx, fsys, l.Limits.WithDefaults())
 	if err != nil {
 		return nil, Stats{}, nil, err
 	}
@@ -177,13 +181,15 @@ var byteOrderMark = []byte{0xef, 0xbb, 0xbf}
 // readUnits walks fsys and groups its policy files into units, skipping
 // hidden files and directories and CUE's module directory. A policy file
 // that ReadPolicyFile refuses (not a regular file, a link out of the root,
-// too large) stays in its unit as an error; other read errors end the walk.
+// over lim) stays in its unit as an error; other read errors end the walk.
 // A UTF-8 byte-order mark at the start of a file is dropped.
-func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
+func readUnits(ctx context.Context, fsys fs.FS, lim SizeLimits) ([]*unit, error) {
 	dirs := map[string]*unit{}
 	var units []*unit
+	var total int64 // the bytes of the files read so far
 	err := WalkPolicyFiles(ctx, fsys, func(name string) error {
-		data, err := ReadPolicyFile(fsys, name)
+		data, err := readWithin(fsys, name, lim, total)
+		total += int64(len(data))
 		var bad *Error
 		if err != nil && !errors.As(err, &bad) {
 			return err
@@ -223,6 +229,20 @@ func readUnits(ctx context.Context, fsys fs.FS) ([]*unit, error) {
 	}
 	slices.SortFunc(units, func(a, b *unit) int { return strings.Compare(a.key, b.key) })
 	return units, nil
+}
+
+// readWithin is ReadPolicyFile under lim, after total bytes of other files
+// were read: both bounds are checked before the file is read.
+func readWithin(fsys fs.FS, name string, lim SizeLimits, total int64) ([]byte, error) {
+	resolved, info, err := StatPolicyFile(fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := lim.Check(name, info.Size(), total); err != nil {
+		return nil, err
+	}
+	data, _, _, err := readChecked(fsys, name, resolved, info, lim.File)
+	return data, err
 }
 
 // evaluate returns each unit's result, from the cache when its hash is

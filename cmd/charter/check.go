@@ -51,7 +51,7 @@ func runCheck(ctx context.Context, env *cliEnv, args []string) (int, error) {
 		return exitFailure, errors.New("USER is empty")
 	}
 
-	snap, err := loadSnapshot(ctx, o.dir, o.cue)
+	snap, err := loadSnapshot(ctx, o.dir, o.load)
 	if err != nil {
 		return exitFailure, err
 	}
@@ -83,7 +83,7 @@ type checkOptions struct {
 	dir, role, assign, at, environment string
 	explain                            bool
 	format                             *choiceValue
-	cue                                *cueOptions
+	load                               *loadOptions
 }
 
 // checkFlags defines the flags of charter check on fs.
@@ -96,13 +96,13 @@ func checkFlags(fs *flag.FlagSet) *checkOptions {
 	fs.StringVar(&o.at, "time", "", "the time of the question, RFC 3339 (default now)")
 	fs.StringVar(&o.environment, "environment", "", "exclude records tagged with another environment `NAME`")
 	fs.Var(o.format, "format", "output format: text or json")
-	o.cue = cueFlags(fs)
+	o.load = loadFlags(fs)
 	return o
 }
 
 // loadSnapshot loads and validates the policy in dir and builds its snapshot.
-func loadSnapshot(ctx context.Context, dir string, cue *cueOptions) (*engine.Snapshot, error) {
-	p, err := loadDir(ctx, dir, cue)
+func loadSnapshot(ctx context.Context, dir string, load *loadOptions) (*engine.Snapshot, error) {
+	p, err := loadDir(ctx, dir, load)
 	var errs schema.Errors
 	if errors.As(err, &errs) {
 		return nil, fmt.Errorf("the policy in %s is invalid (%d %s, the first: %v); run charter validate %s",

@@ -203,7 +203,7 @@ func TestServeCUELimits(t *testing.T) {
 	dir := t.TempDir()
 	writePolicyFile(t, dir, "roles.cue", serveRoles)
 	writePolicyFile(t, dir, "records.cue", versionRecords(1))
-	s := launchServer(t, serveConfig{source: dir, debounce: 50 * time.Millisecond, cue: &cueOptions{memoryLimit: 64 << 20, timeout: time.Minute}})
+	s := launchServer(t, serveConfig{source: dir, debounce: 50 * time.Millisecond, load: &loadOptions{memoryLimit: 64 << 20, timeout: time.Minute}})
 	s.waitFor(t, func() bool { return s.status(t).Revision != "" })
 	good := s.status(t).Revision
 

@@ -106,17 +106,23 @@ func optionalDir(pos []string) (string, error) {
 	return "", fmt.Errorf("want at most one directory, got %d arguments", len(pos))
 }
 
-// cueOptions are the limits of CUE evaluation, flags of every command that
-// loads a policy: each directory's CUE files are evaluated in a child
-// process that is killed when it exceeds them (package schema/cueproc).
-type cueOptions struct {
-	memoryLimit sizeValue
-	timeout     time.Duration
+// loadOptions are the limits of loading a policy, flags of every command
+// that reads a policy root: the size of each file and of all of them,
+// checked before a file is read (schema.SizeLimits), and those of CUE
+// evaluation: each directory's CUE files are evaluated in a child process
+// that is killed when it exceeds them (package schema/cueproc).
+type loadOptions struct {
+	maxFileSize, maxTotalSize sizeValue // zero: the defaults
+	memoryLimit               sizeValue
+	timeout                   time.Duration
 }
 
-// cueFlags defines --cue-memory-limit and --cue-timeout on fs.
-func cueFlags(fs *flag.FlagSet) *cueOptions {
-	o := &cueOptions{memoryLimit: cueproc.DefaultMemoryLimit}
+// loadFlags defines --max-file-size, --max-total-size, --cue-memory-limit
+// and --cue-timeout on fs.
+func loadFlags(fs *flag.FlagSet) *loadOptions {
+	o := &loadOptions{maxFileSize: schema.MaxFileBytes, maxTotalSize: schema.MaxTotalBytes, memoryLimit: cueproc.DefaultMemoryLimit}
+	fs.Var(&o.maxFileSize, "max-file-size", "the largest policy file read (`SIZE`: 64KiB, 64MiB, or bytes); a larger one is an error of the policy, never read")
+	fs.Var(&o.maxTotalSize, "max-total-size", "the most bytes of policy files read together (`SIZE`: 256MiB, 1GiB, or bytes); the file that would pass it is an error of the policy, never read")
 	fs.Var(&o.memoryLimit, "cue-memory-limit", "memory limit of the evaluation of one directory's CUE files (`SIZE`: 512MiB, 1GiB, or bytes); one that exceeds it is an error of that directory")
 	fs.DurationVar(&o.timeout, "cue-timeout", cueproc.DefaultTimeout, "time limit of the evaluation of one directory's CUE files; one that exceeds it is an error of that directory")
 	return o
@@ -125,7 +131,7 @@ func cueFlags(fs *flag.FlagSet) *cueOptions {
 // loader returns a schema.Loader that evaluates CUE in child processes
 // under o's limits, and the runner of those children, to be closed once
 // the loader is no longer used.
-func (o *cueOptions) loader() (*schema.Loader, *cueproc.Runner, error) {
+func (o *loadOptions) loader() (*schema.Loader, *cueproc.Runner, error) {
 	if o.timeout <= 0 {
 		return nil, nil, fmt.Errorf("--cue-timeout %v: want a positive duration", o.timeout)
 	}
@@ -138,7 +144,14 @@ func (o *cueOptions) loader() (*schema.Loader, *cueproc.Runner, error) {
 	}
 	l := schema.NewLoader()
 	l.CUE = runner
+	l.Limits = o.sizeLimits()
 	return l, runner, nil
+}
+
+// sizeLimits returns the limits on reading that o sets, for the loader and
+// the sources alike.
+func (o *loadOptions) sizeLimits() schema.SizeLimits {
+	return schema.SizeLimits{File: int64(o.maxFileSize), Total: int64(o.maxTotalSize)}
 }
 
 // sizeValue is a flag.Value of a number of bytes, written with a binary

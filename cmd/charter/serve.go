@@ -49,7 +49,7 @@ type serveConfig struct {
 	// verifyCommits is "tip" or "all" (empty: tip).
 	trustedKeys, trustedSSHSigners, verifyCommits string
 	noRewind                                      bool
-	cue                                           *cueOptions
+	load                                          *loadOptions
 	// The git source's (SPEC 6.1).
 	branch       string
 	fetchTimeout time.Duration
@@ -105,7 +105,7 @@ func serveFlags(fs *flag.FlagSet) func() serveConfig {
 	verifyCommits := oneOf(string(trust.Tip), string(trust.Tip), string(trust.All))
 	fs.Var(verifyCommits, "verify-commits", "which commits must be signed: tip (the commit served) or all (every commit between the served commit and the new tip)")
 	fs.BoolVar(&cfg.noRewind, "no-rewind", false, "reject a commit that does not descend from the served one (a force-push or a reset), also after a restart")
-	cfg.cue = cueFlags(fs)
+	cfg.load = loadFlags(fs)
 	return func() serveConfig {
 		cfg.logFormat, cfg.logLevel = logFormat.String(), logLevel.String()
 		cfg.verifyCommits = verifyCommits.String()
@@ -116,6 +116,15 @@ func serveFlags(fs *flag.FlagSet) func() serveConfig {
 		}
 		return cfg
 	}
+}
+
+// loadOptions returns the limits of loading set by the flags, the defaults
+// when cfg was not made from flags.
+func (cfg serveConfig) loadOptions() *loadOptions {
+	if cfg.load == nil {
+		return &loadOptions{memoryLimit: cueproc.DefaultMemoryLimit, timeout: cueproc.DefaultTimeout}
+	}
+	return cfg.load
 }
 
 // serving is what serve reports once the server accepts connections.
@@ -145,11 +154,7 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 		}
 	}
 
-	cue := cfg.cue
-	if cue == nil {
-		cue = &cueOptions{memoryLimit: cueproc.DefaultMemoryLimit, timeout: cueproc.DefaultTimeout}
-	}
-	loader, runner, err := cue.loader()
+	loader, runner, err := cfg.loadOptions().loader()
 	if err != nil {
 		return exitFailure, err
 	}
@@ -258,6 +263,7 @@ func newSource(cfg serveConfig, log *slog.Logger, reg prometheus.Registerer) (so
 			Credentials:  cfg.credentials,
 			Logger:       log,
 			HTTPClient:   cfg.gitHTTPClient,
+			Limits:       cfg.loadOptions().sizeLimits(),
 		})
 	}
 	for _, f := range []struct {
@@ -272,7 +278,7 @@ func newSource(cfg serveConfig, log *slog.Logger, reg prometheus.Registerer) (so
 			return nil, fmt.Errorf("%s is for a git URL --source, not the directory %s", f.flag, cfg.source)
 		}
 	}
-	return dir.New(cfg.source, dir.Options{Path: cfg.path, Debounce: cfg.debounce, Logger: log, WatchErrors: dir.NewWatchErrors(reg)})
+	return dir.New(cfg.source, dir.Options{Path: cfg.path, Debounce: cfg.debounce, Logger: log, WatchErrors: dir.NewWatchErrors(reg), Limits: cfg.loadOptions().sizeLimits()})
 }
 
 // commitChecks sets the trust policy and the state file of opts from the

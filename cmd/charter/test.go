@@ -29,7 +29,7 @@ func runTest(ctx context.Context, env *cliEnv, args []string) (int, error) {
 			return exitFailure, fmt.Errorf("bad --run: %w", err)
 		}
 	}
-	p, err := loadDir(ctx, dir, opts.cue)
+	p, err := loadDir(ctx, dir, opts.load)
 	var errs schema.Errors
 	if errors.As(err, &errs) {
 		for _, e := range errs {
@@ -65,7 +65,7 @@ func runTest(ctx context.Context, env *cliEnv, args []string) (int, error) {
 type testOptions struct {
 	run    string
 	format *choiceValue
-	cue    *cueOptions
+	load   *loadOptions
 }
 
 // testFlags defines the flags of charter test on fs.
@@ -73,6 +73,6 @@ func testFlags(fs *flag.FlagSet) *testOptions {
 	o := &testOptions{format: oneOf("text", "text", "json")}
 	fs.StringVar(&o.run, "run", "", "run only the tests whose names match `REGEX`")
 	fs.Var(o.format, "format", "output format: text or json")
-	o.cue = cueFlags(fs)
+	o.load = loadFlags(fs)
 	return o
 }

@@ -26,7 +26,7 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) (int, error) {
 	if err != nil {
 		return exitFailure, err
 	}
-	policy, loadErr := loadDir(ctx, dir, opts.cue)
+	policy, loadErr := loadDir(ctx, dir, opts.load)
 	var report validateReport
 	report.Dir = dir
 	var errs schema.Errors
@@ -68,7 +68,7 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) (int, error) {
 type validateOptions struct {
 	format  *choiceValue
 	noTests bool
-	cue     *cueOptions
+	load    *loadOptions
 }
 
 // validateFlags defines the flags of charter validate on fs.
@@ -76,13 +76,13 @@ func validateFlags(fs *flag.FlagSet) *validateOptions {
 	o := &validateOptions{format: oneOf("text", "text", "json", "github")}
 	fs.Var(o.format, "format", "output format: text, json or github (workflow annotations)")
 	fs.BoolVar(&o.noTests, "no-tests", false, "do not run the policy's tests")
-	o.cue = cueFlags(fs)
+	o.load = loadFlags(fs)
 	return o
 }
 
-// loadDir loads the policy root dir, evaluating CUE under the limits cue
-// sets, with errors for a missing or empty root that name it.
-func loadDir(ctx context.Context, dir string, cue *cueOptions) (*schema.PolicySet, error) {
+// loadDir loads the policy root dir under the limits load sets, with
+// errors for a missing or empty root that name it.
+func loadDir(ctx context.Context, dir string, load *loadOptions) (*schema.PolicySet, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -93,13 +93,20 @@ func loadDir(ctx context.Context, dir string, cue *cueOptions) (*schema.PolicySe
 	if !info.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	loader, runner, err := cue.loader()
+	loader, runner, err := load.loader()
 	if err != nil {
 		return nil, err
 	}
 	defer runner.Close()
+	// Through an os.Root, whose files are opened without blocking
+	// (schema.RootFS): a named pipe swapped in is refused, not waited on.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
 	// The loader stops when ctx ends, killing the children that evaluate CUE.
-	p, err := loader.Load(ctx, os.DirFS(dir))
+	p, err := loader.Load(ctx, schema.RootFS(root))
 	if err != nil && ctx.Err() != nil {
 		return nil, errInterrupted
 	}

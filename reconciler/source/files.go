@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"maps"
@@ -18,28 +17,15 @@ import (
 	"github.com/charter-policy/charter/schema"
 )
 
-// Default limits on what a source reads.
+// Default limits on what a source reads, the loader's.
 const (
-	DefaultFileBytes  = schema.MaxFileBytes // one policy file, as the loader allows
-	DefaultTotalBytes = 1 << 30             // all policy files of a revision
+	DefaultFileBytes  = schema.MaxFileBytes  // one policy file
+	DefaultTotalBytes = schema.MaxTotalBytes // all policy files of a revision
 )
 
-// Limits bound what a source reads; a zero field takes its default.
-type Limits struct {
-	File  int64 // the size of one file
-	Total int64 // the size of all files together
-}
-
-// WithDefaults returns l with its zero fields set to the defaults.
-func (l Limits) WithDefaults() Limits {
-	if l.File <= 0 {
-		l.File = DefaultFileBytes
-	}
-	if l.Total <= 0 {
-		l.Total = DefaultTotalBytes
-	}
-	return l
-}
+// Limits bound what a source reads, as they bound the loader; a zero field
+// takes its default.
+type Limits = schema.SizeLimits
 
 // ContentError reports content that no revision may hold: a file over the
 // size limit, a symbolic link out of the policy root, a FIFO, device or
@@ -86,13 +72,11 @@ func NewFiles(lim Limits) *Files {
 // checkSize returns a *ContentError when a file of size bytes at name
 // would exceed a limit.
 func (f *Files) checkSize(name string, size int64) error {
-	if size > f.lim.File {
-		// As the loader words it (schema.ReadPolicyFile), so that charter
-		// validate and the sidecar's status say the same.
-		return &ContentError{Path: name, Err: fmt.Errorf("file is %d bytes, more than the %d a policy file may hold", size, f.lim.File)}
-	}
-	if f.total+size > f.lim.Total {
-		return &ContentError{Path: name, Err: fmt.Errorf("policy files exceed %d bytes together", f.lim.Total)}
+	// As the loader checks it, so that charter validate and the sidecar's
+	// status say the same.
+	var refused *schema.Error
+	if err := f.lim.Check(name, size, f.total); errors.As(err, &refused) {
+		return &ContentError{Path: name, Err: errors.New(refused.Message)}
 	}
 	return nil
 }

@@ -60,6 +60,7 @@ import (
 
 	"github.com/charter-policy/charter/reconciler/gitrepo"
 	"github.com/charter-policy/charter/reconciler/source"
+	"github.com/charter-policy/charter/schema"
 )
 
 // Defaults of Options.
@@ -319,15 +320,16 @@ func (s *Source) read(ctx context.Context, realRoot string) (*source.Files, erro
 	if s.scan.realRoot != realRoot {
 		s.scan = scanState{realRoot: realRoot} // another directory, maybe another work tree
 	}
-	// Through an os.Root: the rule of what may be read resolves every
-	// symbolic link itself, and the Root keeps a link made between that and
-	// the open from leading out of the root.
+	// Through an os.Root, opened without blocking (schema.RootFS): the rule
+	// of what may be read resolves every symbolic link itself, and the Root
+	// keeps a link made between that and the open from leading out of the
+	// root.
 	root, err := os.OpenRoot(realRoot)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.root, err)
 	}
 	defer root.Close()
-	files, err := s.scan.rescan.ReadFS(ctx, root.FS(), s.opts.Limits)
+	files, err := s.scan.rescan.ReadFS(ctx, schema.RootFS(root), s.opts.Limits)
 	if err != nil {
 		var ce *source.ContentError
 		if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
