@@ -116,7 +116,8 @@ type handler struct {
 //	POST /v1/check     {"checks":[{"userId","resourceUri","action"}],"time"?} → {"revision","results":[{"allowed"}]}
 //	POST /v1/explain   {"userId","resourceUri","action"|"role"|"assign","time"?} → {"allowed","revision","layer","trace"}
 //	GET  /v1/status    Backend.Status
-//	POST /v1/reconcile 202 {"status":"accepted"}; ?wait=true: 200 {"status","revision","error"} after the reconcile
+//	POST /v1/reconcile 202 {"status":"accepted"}; ?wait=true: 202 {"status","revision","error"} after the reconcile;
+//	                   a webhook push to another branch: 202 {"status":"ignored"}; GitHub ping: 200 {"status":"pong"}
 //	GET  /healthz, /readyz, /metrics
 //
 // {resourceUri} is one URL-encoded path segment ("documents%2Fd1"). Every
