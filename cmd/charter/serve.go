@@ -89,7 +89,7 @@ func serveFlags(fs *flag.FlagSet) func() serveConfig {
 	fs.Var(logFormat, "log-format", "log format: text or json")
 	logLevel := oneOf("info", "debug", "info", "warn", "error")
 	fs.Var(logLevel, "log-level", "log level: debug, info, warn or error")
-	fs.StringVar(&cfg.webhookSecretFile, "webhook-secret-file", "", "file holding the secret that POST /v1/reconcile must sign with (X-Hub-Signature-256); without it, reconcile is accepted from loopback only")
+	fs.StringVar(&cfg.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret of POST /v1/reconcile (GitHub X-Hub-Signature-256, Gitea X-Gitea-Signature, GitLab X-Gitlab-Token); without it, reconcile is accepted from loopback only")
 	fs.DurationVar(&cfg.minRevisionWait, "min-revision-wait", api.DefaultMinRevisionWait, "how long a request with Charter-Min-Revision waits for that revision")
 	fs.DurationVar(&cfg.debounce, "debounce", dir.DefaultDebounce, "how long a watched directory must be quiet before a reload (a steady stream of changes still reloads every "+dir.DefaultMaxWait.String()+")")
 	fs.DurationVar(&cfg.interval, "interval", defaultInterval, "how often --source is fetched besides its change notifications (a rescan of a directory, a fetch of a git remote), jittered by ±10%")
@@ -175,10 +175,16 @@ func serve(ctx context.Context, env *cliEnv, cfg serveConfig, ready chan<- servi
 	if a, ok := src.(source.Ancestry); ok {
 		includes = a.Includes
 	}
+	// A webhook's push to another branch than the git source's fetches nothing.
+	var branch func() string
+	if b, ok := src.(source.Brancher); ok {
+		branch = b.Branch
+	}
 	handler := api.NewHandler(backend{rec}, api.Options{
 		RevisionIncludes: includes,
 		Environment:      cfg.environment,
 		WebhookSecret:    secret,
+		Branch:           branch,
 		Registerer:       reg,
 		Gatherer:         reg,
 		Logger:           log,

@@ -2,9 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -47,10 +44,17 @@ type Options struct {
 	// Environment applies to every question (SPEC 2.7): records tagged with
 	// another environment are excluded. Empty: no record is excluded.
 	Environment string
-	// WebhookSecret, when set, is the HMAC-SHA256 key that POST /v1/reconcile
-	// requires in X-Hub-Signature-256. When nil, POST /v1/reconcile is
-	// accepted only from a loopback address.
+	// WebhookSecret, when set, is what POST /v1/reconcile must be
+	// authenticated with: the HMAC-SHA256 key of X-Hub-Signature-256
+	// (GitHub) and X-Gitea-Signature (Gitea), or the token of
+	// X-Gitlab-Token (GitLab). When nil, POST /v1/reconcile is accepted only
+	// from a loopback address.
 	WebhookSecret []byte
+	// Branch returns the short name of the branch the source follows
+	// ("main"): a webhook's push event for another ref is answered 202
+	// {"status":"ignored"} without a fetch. Nil, or "" (a directory, or a
+	// remote HEAD not known yet): every push fetches.
+	Branch func() string
 	// Registerer receives charter_check_requests_total and
 	// charter_check_duration_seconds. Nil: they are kept but not registered.
 	Registerer prometheus.Registerer
@@ -84,6 +88,7 @@ type handler struct {
 	log            *slog.Logger
 	wait           time.Duration
 	includes       func(ctx context.Context, served, min string) (bool, error)
+	branch         func() string
 	mux            *http.ServeMux
 	m              *metrics
 	state          atomic.Pointer[snapState]
@@ -111,7 +116,8 @@ type handler struct {
 //	POST /v1/check     {"checks":[{"userId","resourceUri","action"}],"time"?} → {"revision","results":[{"allowed"}]}
 //	POST /v1/explain   {"userId","resourceUri","action"|"role"|"assign","time"?} → {"allowed","revision","layer","trace"}
 //	GET  /v1/status    Backend.Status
-//	POST /v1/reconcile 202 {"status":"accepted"}; ?wait=true: 200 {"status","revision","error"} after the reconcile
+//	POST /v1/reconcile 202 {"status":"accepted"}; ?wait=true: 202 {"status","revision","error"} after the reconcile;
+//	                   a webhook push to another branch: 202 {"status":"ignored"}; GitHub ping: 200 {"status":"pong"}
 //	GET  /healthz, /readyz, /metrics
 //
 // {resourceUri} is one URL-encoded path segment ("documents%2Fd1"). Every
@@ -139,6 +145,7 @@ func NewHandler(b Backend, opts Options) http.Handler {
 		log:      opts.Logger,
 		wait:     opts.MinRevisionWait,
 		includes: opts.RevisionIncludes,
+		branch:   opts.Branch,
 		mux:      http.NewServeMux(),
 		m:        newMetrics(opts.Registerer),
 
@@ -247,28 +254,57 @@ func (h *handler) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 // that must carry the HMAC-SHA256 signature of the body.
 const webhookChallenge = `HMAC-SHA256 header="` + HeaderSignature + `"`
 
-// serveReconcile asks the backend for a fetch now. With a webhook secret the
-// body must carry a valid X-Hub-Signature-256, else the answer is 401
-// (SPEC 6.1); without one only loopback clients may ask, others get 403.
+// serveReconcile asks the backend for a fetch now (SPEC 5, 6.1). With a
+// webhook secret the request must be authenticated (webhookAuthentic), else
+// the answer is 401; without one only loopback clients may ask, others get
+// 403. A webhook's event then decides: GitHub's ping is answered 200
+// {"status":"pong"}, a push to another branch and any other event 202
+// {"status":"ignored"}, all without a fetch; a push whose body has no
+// readable ref is 400. A push to the branch followed, or a request without
+// an event header, asks for the fetch.
 func (h *handler) serveReconcile(w http.ResponseWriter, r *http.Request) {
-	if h.secret == nil {
-		if !isLoopback(r.RemoteAddr) {
-			writeError(w, http.StatusForbidden, codeForbidden, "reconcile is accepted from loopback only (no webhook secret is set)")
+	if h.secret == nil && !isLoopback(r.RemoteAddr) {
+		writeError(w, http.StatusForbidden, codeForbidden, "reconcile is accepted from loopback only (no webhook secret is set)")
+		return
+	}
+	body, e := h.readBody(w, r)
+	if e != nil {
+		e.write(w)
+		return
+	}
+	if h.secret != nil && !webhookAuthentic(h.secret, body, r.Header) {
+		w.Header().Set("WWW-Authenticate", webhookChallenge)
+		writeError(w, http.StatusUnauthorized, codeInvalidSignature,
+			"missing or invalid webhook authentication: one of "+HeaderSignature+", "+HeaderGiteaSignature+" or "+HeaderGitLabToken+", each given once")
+		return
+	}
+	switch eventOf(r.Header) {
+	case eventPing:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "pong"})
+		return
+	case eventOther:
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "ignored"})
+		return
+	case eventPush:
+		ref, err := pushRef(body)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, codeInvalidJSON, err.Error())
 			return
 		}
-	} else {
-		body, e := h.readBody(w, r)
-		if e != nil {
-			e.write(w)
-			return
-		}
-		if !validSignature(h.secret, body, r.Header[HeaderSignature]) {
-			w.Header().Set("WWW-Authenticate", webhookChallenge)
-			writeError(w, http.StatusUnauthorized, codeInvalidSignature, "missing or invalid "+HeaderSignature)
+		if branch := h.followedBranch(); branch != "" && ref != "refs/heads/"+branch {
+			writeJSON(w, http.StatusAccepted, map[string]string{"status": "ignored"})
 			return
 		}
 	}
 	h.reconcile(w, r)
+}
+
+// followedBranch is the branch the source follows, or "" when unknown.
+func (h *handler) followedBranch() string {
+	if h.branch == nil {
+		return ""
+	}
+	return h.branch()
 }
 
 // reconcile answers an authorized POST /v1/reconcile: 202 once the fetch is
@@ -321,25 +357,6 @@ type reconciled struct {
 	Revision string `json:"revision"`
 	// Error is why the source's revision is not served; null when it is.
 	Error *string `json:"error"`
-}
-
-// validSignature reports whether the one header value is "sha256=<hex>" of
-// the HMAC-SHA256 of body under secret.
-func validSignature(secret, body []byte, header []string) bool {
-	if len(header) != 1 {
-		return false
-	}
-	hexSum, ok := strings.CutPrefix(header[0], "sha256=")
-	if !ok {
-		return false
-	}
-	got, err := hex.DecodeString(hexSum)
-	if err != nil || len(got) != sha256.Size {
-		return false
-	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	return hmac.Equal(got, mac.Sum(nil))
 }
 
 // isLoopback reports whether a RemoteAddr ("host:port") is a loopback address.

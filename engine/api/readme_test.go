@@ -254,7 +254,7 @@ func readmeServer(t *testing.T) *httptest.Server {
 		Counts:          map[string]int{"roles": c.Roles, "groups": c.Groups, "records": c.Records, "resourceServers": c.ResourceServers},
 	}
 	reg := prometheus.NewRegistry()
-	srv := httptest.NewServer(NewHandler(b, Options{Registerer: reg, Gatherer: reg}))
+	srv := httptest.NewServer(NewHandler(b, Options{Registerer: reg, Gatherer: reg, Branch: func() string { return "main" }}))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -387,7 +387,7 @@ func TestREADMECoversTheAPI(t *testing.T) {
 		path, _, _ := strings.Cut(r[2], "?")
 		need("the route", "## "+r[1]+" "+path)
 	}
-	for _, s := range []string{HeaderRevision, HeaderMinRevision, HeaderSignature, "Allow",
+	for _, s := range []string{HeaderRevision, HeaderMinRevision, HeaderSignature, HeaderGiteaSignature, HeaderGitLabToken, "X-GitHub-Event", HeaderGiteaEvent, HeaderGitLabEvent, "Allow",
 		"1 MiB", strconv.Itoa(MaxChecks), strconv.Itoa(engine.DefaultListLimit), strconv.Itoa(engine.MaxListLimit), "8 MiB"} {
 		need("", s)
 	}
