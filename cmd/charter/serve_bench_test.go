@@ -2,16 +2,13 @@ package main
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	policiesexample "github.com/charter-policy/charter/policies-example"
-	"github.com/charter-policy/charter/reconciler/gitrepo/gittest"
 	"github.com/charter-policy/charter/schema/policygen"
 )
 
@@ -75,57 +72,4 @@ func benchEdits(b *testing.B, dir string, edit func(n int) error) {
 		}
 		b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms-last-edit")
 	}
-}
-
-// BenchmarkPushToServed measures, on a real charter serve following a git
-// daemon with --interval 100ms, the time from `git push` returning to the
-// pushed commit showing in /v1/status (issue 9: under interval + 150 ms),
-// for policies-example. The push itself is not timed. Run with
-// -benchtime 20x -count 5; it reports the median and the maximum of its
-// iterations besides the mean (ns/op).
-func BenchmarkPushToServed(b *testing.B) {
-	root := b.TempDir()
-	remote := gittest.NewRemote(b, root, "policy")
-	files := map[string]string{}
-	err := fs.WalkDir(policiesexample.FS(), ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(policiesexample.FS(), name)
-		files["policies/"+name] = string(data)
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	orig := files["policies/documents.cue"]
-	remote.Set(b, files, "policies-example")
-	daemon := gittest.StartDaemon(b, root)
-	s := launchServer(b, serveConfig{source: daemon.URL("policy.git"), path: "policies", interval: 100 * time.Millisecond,
-		cacheDir: b.TempDir(), logLevel: "warn"})
-	deadline := time.Now().Add(60 * time.Second)
-	for s.status(b).Revision == "" {
-		if time.Now().After(deadline) {
-			b.Fatalf("no first snapshot within 60s:\n%s", s.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	var took []time.Duration
-	for n := 0; b.Loop(); n++ {
-		b.StopTimer()
-		files["policies/documents.cue"] = strings.Replace(orig, `name: "Auditor"`, fmt.Sprintf(`name: "Auditor %d"`, n), 1)
-		c := remote.Set(b, files, fmt.Sprint("edit ", n))
-		b.StartTimer()
-		start := time.Now()
-		for s.status(b).Revision != c {
-			if time.Since(start) > 30*time.Second {
-				b.Fatalf("push %d not served within 30s:\n%s", n, s.logs.String())
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-		took = append(took, time.Since(start))
-	}
-	slices.Sort(took)
-	b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "ms-median")
-	b.ReportMetric(float64(took[len(took)-1].Milliseconds()), "ms-max")
 }

@@ -28,7 +28,7 @@ const (
 	codeInvalidSignature = "invalid_signature"
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
-	codeMinRevision      = "min_revision_not_met"
+	codeRevisionBehind   = "revision_behind"
 	codeBodyTooLarge     = "body_too_large"
 	codeNoSnapshot       = "no_snapshot"
 	codeRateLimited      = "rate_limited"

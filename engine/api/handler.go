@@ -131,7 +131,7 @@ type handler struct {
 // invalid_action, invalid_question, unknown_role, invalid_time,
 // invalid_argument, invalid_cursor, too_many_checks), 401
 // (invalid_signature), 403 (forbidden), 404 (not_found), 405
-// (method_not_allowed), 409 (min_revision_not_met), 413 (body_too_large),
+// (method_not_allowed), 409 (revision_behind), 413 (body_too_large),
 // 429 (rate_limited, with Retry-After), 503 (no_snapshot) and, for a bug only, 500 (internal).
 //
 // NewHandler registers its metrics on opts.Registerer, reusing collectors

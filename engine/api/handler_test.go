@@ -518,7 +518,7 @@ func TestMinRevision(t *testing.T) {
 			if elapsed := time.Since(start); elapsed < wait {
 				t.Errorf("%s answered after %v, before the wait of %v", c.path, elapsed, wait)
 			}
-			if resp.status != http.StatusConflict || errorCode(resp.body) != codeMinRevision || resp.header.Get(HeaderRevision) != "rev1" {
+			if resp.status != http.StatusConflict || errorCode(resp.body) != codeRevisionBehind || resp.header.Get(HeaderRevision) != "rev1" {
 				t.Errorf("%s: %d %v %s", c.path, resp.status, resp.header, resp.body)
 			}
 		}

@@ -84,7 +84,7 @@ func TestMinRevisionDoesNotPoll(t *testing.T) {
 	b := &countingBackend{testBackend: newBackend(exampleSnapshot(t, "rev1"))}
 	base := startServer(t, NewHandler(b, Options{MinRevisionWait: wait}))
 	resp := do(t, base, http.MethodGet, checkPath("alice", "documents/d1", "documents:read"), nil, map[string]string{HeaderMinRevision: "rev9"})
-	if resp.status != http.StatusConflict || errorCode(resp.body) != codeMinRevision {
+	if resp.status != http.StatusConflict || errorCode(resp.body) != codeRevisionBehind {
 		t.Fatalf("%d %s", resp.status, resp.body)
 	}
 	// One look before waiting, one for the 409's revision; a poll every

@@ -81,7 +81,7 @@ func (h *handler) current(w http.ResponseWriter, r *http.Request) *snapState {
 		var ok bool
 		if s, ok = h.awaitRevision(r.Context(), min); !ok && s != nil {
 			w.Header()[HeaderRevision] = []string{s.Revision()}
-			writeError(w, http.StatusConflict, codeMinRevision,
+			writeError(w, http.StatusConflict, codeRevisionBehind,
 				"served revision "+strconv.Quote(s.Revision())+" is not "+strconv.Quote(min)+" or newer after waiting "+h.wait.String())
 			return nil
 		}
