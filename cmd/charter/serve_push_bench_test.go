@@ -239,8 +239,9 @@ func BenchmarkLargeHistory(b *testing.B) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	b.ReportMetric(time.Since(start).Seconds(), "s-first-clone-and-load")
-	b.ReportMetric(float64(rssBytes(b, cmd.Process.Pid))/(1<<20), "MB-rss-serving")
+	firstLoad := time.Since(start)
+	rssServing := rssBytes(b, cmd.Process.Pid)
+	phasesAtStart := reconcilePhases(b, base)
 
 	var took []time.Duration
 	for n := 0; b.Loop(); n++ {
@@ -258,7 +259,52 @@ func BenchmarkLargeHistory(b *testing.B) {
 		took = append(took, time.Since(t0))
 	}
 	reportSpread(b, took)
+	// Reported after the loop: b.Loop drops metrics reported before it.
+	b.ReportMetric(firstLoad.Seconds(), "s-first-clone-and-load")
+	b.ReportMetric(float64(rssServing)/(1<<20), "MB-rss-serving")
 	b.ReportMetric(float64(rssBytes(b, cmd.Process.Pid))/(1<<20), "MB-rss-after-pushes")
+	for phase, sum := range reconcilePhases(b, base) {
+		b.ReportMetric((sum.seconds-phasesAtStart[phase].seconds)*1000/float64(sum.count-phasesAtStart[phase].count), "ms-"+phase)
+	}
+}
+
+// phaseSum is a phase's histogram sum and count in charter_reconcile_duration_seconds.
+type phaseSum struct {
+	seconds float64
+	count   int
+}
+
+// reconcilePhases scrapes the time each reconcile phase took so far.
+func reconcilePhases(tb testing.TB, base string) map[string]phaseSum {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]phaseSum{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		for suffix, isCount := range map[string]bool{"_sum": false, "_count": true} {
+			rest, ok := strings.CutPrefix(line, "charter_reconcile_duration_seconds"+suffix+`{phase="`)
+			if !ok {
+				continue
+			}
+			phase, value, _ := strings.Cut(rest, `"} `)
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				tb.Fatalf("metrics line %q: %v", line, err)
+			}
+			p := out[phase]
+			if isCount {
+				p.count = int(v)
+			} else {
+				p.seconds = v
+			}
+			out[phase] = p
+		}
+	}
+	return out
 }
 
 func ready(base string) bool {

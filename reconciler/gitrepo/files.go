@@ -33,13 +33,18 @@ type Content struct {
 // sizes checked against lim before a blob is read. A file that breaks the
 // rule is a *source.ContentError naming it; a subpath that is not a
 // directory in the commit is an error wrapping ErrPathNotFound. Nothing
-// outside subpath is read.
-func (r *Repo) Files(ctx context.Context, rev, subpath string, lim source.Limits) (*Content, error) {
+// outside subpath is read. With a non-nil rescan, the blobs that the
+// rescan's last successful read held under the same names are taken from it
+// rather than read again (their hashes are equal, see source.ContentID).
+func (r *Repo) Files(ctx context.Context, rev, subpath string, lim source.Limits, rescan *source.Rescan) (*Content, error) {
 	tree, err := r.TreeFS(ctx, rev, subpath)
 	if err != nil {
 		return nil, err
 	}
-	files, err := source.ReadFS(ctx, tree, lim)
+	if rescan == nil {
+		rescan = new(source.Rescan)
+	}
+	files, err := rescan.ReadFS(ctx, tree, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +61,7 @@ func (r *Repo) Files(ctx context.Context, rev, subpath string, lim source.Limits
 // commit whose policy files Files would refuse matches nothing. The
 // directory source uses it to tell whether its work tree differs from HEAD.
 func (r *Repo) Matches(ctx context.Context, rev, subpath string, files fs.FS) (bool, error) {
-	entries := map[string]plumbing.Hash{}
+	entries := map[string]source.ContentID{}
 	tree, err := r.TreeFS(ctx, rev, subpath)
 	switch {
 	case errors.Is(err, ErrPathNotFound):
@@ -68,7 +73,7 @@ func (r *Repo) Matches(ctx context.Context, rev, subpath string, files fs.FS) (b
 			if err != nil {
 				return err
 			}
-			entries[name] = info.Sys().(plumbing.Hash)
+			entries[name] = info.Sys().(source.ContentID)
 			return nil
 		})
 		var refused *schema.Error
@@ -97,7 +102,7 @@ func (r *Repo) Matches(ctx context.Context, rev, subpath string, files fs.FS) (b
 		if err != nil {
 			return err
 		}
-		if plumbing.ComputeHash(plumbing.BlobObject, data) != blob {
+		if source.ContentID(plumbing.ComputeHash(plumbing.BlobObject, data).String()) != blob {
 			same = false
 			return fs.SkipAll
 		}

@@ -1,6 +1,8 @@
 package gitrepo
 
 import (
+	"bytes"
+	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
@@ -209,7 +211,7 @@ func TestFilesAndMatches(t *testing.T) {
 	head := gittest.CommitAll(t, repo, "policies")
 	r := open(t, repo)
 
-	content, err := r.Files(ctx, head, "policies", source.Limits{})
+	content, err := r.Files(ctx, head, "policies", source.Limits{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,17 +227,17 @@ func TestFilesAndMatches(t *testing.T) {
 	if err := fstest.TestFS(files, "roles.cue", "teams/a.json"); err != nil {
 		t.Errorf("Files() is not a well-behaved fs.FS: %v", err)
 	}
-	if _, err := r.Files(ctx, head, "nowhere", source.Limits{}); !errors.Is(err, ErrPathNotFound) {
+	if _, err := r.Files(ctx, head, "nowhere", source.Limits{}, nil); !errors.Is(err, ErrPathNotFound) {
 		t.Errorf("Files(missing path) = %v, want ErrPathNotFound", err)
 	}
-	if _, err := r.Files(ctx, head, "../x", source.Limits{}); err == nil {
+	if _, err := r.Files(ctx, head, "../x", source.Limits{}, nil); err == nil {
 		t.Error("Files(../x) was accepted")
 	}
 	var ce *source.ContentError
-	if _, err := r.Files(ctx, head, "policies", source.Limits{File: 10}); !errors.As(err, &ce) || ce.Path != "link.json" || !strings.Contains(err.Error(), "15 bytes") {
+	if _, err := r.Files(ctx, head, "policies", source.Limits{File: 10}, nil); !errors.As(err, &ce) || ce.Path != "link.json" || !strings.Contains(err.Error(), "15 bytes") {
 		t.Errorf("Files() over the size limit = %v, want a ContentError naming link.json", err)
 	}
-	if _, err := r.Files(ctx, head, "policies", source.Limits{Total: 30}); !errors.As(err, &ce) || !strings.Contains(err.Error(), "exceed 30 bytes together") {
+	if _, err := r.Files(ctx, head, "policies", source.Limits{Total: 30}, nil); !errors.As(err, &ce) || !strings.Contains(err.Error(), "exceed 30 bytes together") {
 		t.Errorf("Files() over the total limit = %v, want a ContentError", err)
 	}
 
@@ -282,7 +284,7 @@ func TestFilesSymlinks(t *testing.T) {
 	r := open(t, repo)
 
 	// The same rule and the same positioned error as a directory's files.
-	_, err := r.Files(ctx, head, "policies", source.Limits{})
+	_, err := r.Files(ctx, head, "policies", source.Limits{}, nil)
 	var ce *source.ContentError
 	if !errors.As(err, &ce) || ce.Path != "escape.cue" || !strings.Contains(err.Error(), "leads outside the policy root") {
 		t.Errorf("Files() with a symlink out of the root = %v, want a ContentError naming escape.cue", err)
@@ -295,7 +297,7 @@ func TestFilesSymlinks(t *testing.T) {
 		t.Errorf("Matches() of a commit whose files are refused = %v, %v, want false", same, err)
 	}
 	// From the repository root the same link stays inside.
-	if content, err := r.Files(ctx, head, "", source.Limits{}); err != nil || sourcetest.ReadAll(t, content.Files.FS())["policies/escape.cue"] != "package p\n" {
+	if content, err := r.Files(ctx, head, "", source.Limits{}, nil); err != nil || sourcetest.ReadAll(t, content.Files.FS())["policies/escape.cue"] != "package p\n" {
 		t.Errorf("Files(root) = %v", err)
 	}
 
@@ -325,7 +327,7 @@ func TestFilesSymlinks(t *testing.T) {
 				}
 			}
 			rev := gittest.CommitAll(t, dir, "link")
-			content, err := open(t, dir).Files(ctx, rev, "policies", source.Limits{})
+			content, err := open(t, dir).Files(ctx, rev, "policies", source.Limits{}, nil)
 			name := strings.TrimPrefix(tt.name, "policies/")
 			switch {
 			case strings.HasPrefix(tt.want, "error: "):
@@ -364,7 +366,7 @@ func TestTreeFSReadsOnlyWhatIsRead(t *testing.T) {
 	}
 	removeObjectsBut(t, bare, keep)
 	r := open(t, bare)
-	content, err := r.Files(ctx, head, "policies", source.Limits{})
+	content, err := r.Files(ctx, head, "policies", source.Limits{}, nil)
 	if err != nil {
 		t.Fatalf("Files() read more than the policy files: %v", err)
 	}
@@ -408,7 +410,7 @@ func TestFilesSubmodule(t *testing.T) {
 	gittest.WriteFile(t, repo, "policies/roles.cue", "package p\n")
 	gittest.Git(t, repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", sub, "policies/vendor")
 	head := gittest.CommitAll(t, repo, "with a submodule")
-	content, err := open(t, repo).Files(ctx, head, "policies", source.Limits{})
+	content, err := open(t, repo).Files(ctx, head, "policies", source.Limits{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -750,5 +752,59 @@ func BenchmarkRange(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestFilesRescanReadsOnlyChangedBlobs: reading a second commit with the
+// Rescan of the first reads only the blobs whose hash changed. Between the
+// reads, the loose object of the unchanged file is replaced by one of the
+// same size with other bytes (go-git does not check a hash on reading): a
+// read without the rescan returns the forged bytes, proving the check can
+// fail; the read with the rescan returns the bytes read the first time.
+func TestFilesRescanReadsOnlyChangedBlobs(t *testing.T) {
+	dir := t.TempDir()
+	gittest.Init(t, dir)
+	const roles = "package p\nroles: {}\n"
+	gittest.WriteFile(t, dir, "policies/roles.cue", roles)
+	gittest.WriteFile(t, dir, "policies/records.json", `{"records": {}}`)
+	first := gittest.CommitAll(t, dir, "first")
+	gittest.WriteFile(t, dir, "policies/records.json", `{"records": {"r": {}}}`)
+	second := gittest.CommitAll(t, dir, "second")
+	unchanged := strings.TrimSpace(gittest.Git(t, dir, "rev-parse", second+":policies/roles.cue"))
+
+	var rescan source.Rescan
+	if _, err := open(t, dir).Files(ctx, first, "policies", source.Limits{}, &rescan); err != nil {
+		t.Fatal(err)
+	}
+	gitDir := filepath.Join(dir, ".git")
+	gittest.Unpack(t, gitDir)
+	forged := strings.Repeat("#", len(roles))
+	var loose bytes.Buffer
+	zw := zlib.NewWriter(&loose)
+	fmt.Fprintf(zw, "blob %d\x00%s", len(forged), forged)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	object := gittest.ObjectFile(gitDir, unchanged)
+	if err := os.Remove(object); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(object, loose.Bytes(), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	read := func(rescan *source.Rescan) map[string]string {
+		t.Helper()
+		content, err := open(t, dir).Files(ctx, second, "policies", source.Limits{}, rescan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sourcetest.ReadAll(t, content.Files.FS())
+	}
+	if got := read(nil)["roles.cue"]; got != forged {
+		t.Fatalf("without the rescan roles.cue reads %q, not the forged blob: the check proves nothing", got)
+	}
+	want := map[string]string{"roles.cue": roles, "records.json": `{"records": {"r": {}}}`}
+	if got := read(&rescan); !sameMap(got, want) {
+		t.Errorf("with the rescan, Files() = %q, want %q (the unchanged blob was read again)", got, want)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/charter-policy/charter/reconciler/source"
 )
 
 // maxLinkTarget bounds the target a symbolic link's blob may hold.
@@ -278,7 +280,8 @@ func (t *treeFS) readBlob(h plumbing.Hash, max int64) ([]byte, error) {
 	return data, nil
 }
 
-// fileInfo describes a tree entry. Sys returns its object's hash.
+// fileInfo describes a tree entry. Sys returns its object's hash as a
+// source.ContentID (40 hex digits).
 type fileInfo struct {
 	name string
 	size int64
@@ -292,7 +295,7 @@ func (fi *fileInfo) Size() int64        { return fi.size }
 func (fi *fileInfo) Mode() fs.FileMode  { return fi.mode }
 func (fi *fileInfo) ModTime() time.Time { return fi.when }
 func (fi *fileInfo) IsDir() bool        { return fi.mode.IsDir() }
-func (fi *fileInfo) Sys() any           { return fi.hash }
+func (fi *fileInfo) Sys() any           { return source.ContentID(fi.hash.String()) }
 
 // dirEntry is an entry of ReadDir; Info reads the blob's size then.
 type dirEntry struct {

@@ -147,7 +147,8 @@ const RacyWindow = 2 * time.Second
 // too. A scan of an unchanged tree costs the stats of its files and returns
 // the Files of the previous scan, digest included; the price is that a
 // Rescan keeps that scan's content. Only Linux gives the stat a Rescan
-// needs; elsewhere every scan reads every file.
+// needs; elsewhere every scan reads every file, except on a file system
+// that names content by hash (ContentID).
 //
 // The zero Rescan is ready; it is for one goroutine at a time.
 type Rescan struct {
@@ -160,9 +161,17 @@ type Rescan struct {
 	tick time.Duration
 }
 
+// ContentID is what the FileInfo.Sys of a file returns when its file
+// system names content by hash, as a git tree names blobs: two files with
+// the same ContentID hold the same bytes. A Rescan trusts it without a racy
+// window, so reading a commit's tree again reads only the blobs that
+// changed.
+type ContentID string
+
 // stamp is what a Rescan compares to tell that a file is unchanged.
 type stamp struct {
-	resolved     string // the name read, symbolic links resolved
+	resolved     string    // the name read, symbolic links resolved
+	content      ContentID // the file system's name of the content, if it has one
 	size         int64
 	mtime, ctime int64 // nanoseconds since the Unix epoch
 	dev, ino     uint64
@@ -218,6 +227,9 @@ func (r *Rescan) ReadFS(ctx context.Context, fsys fs.FS, lim Limits) (*Files, er
 // modified or changed at or after trustBefore, nor when the platform gives
 // no stamp.
 func (r *Rescan) stamp(resolved string, info fs.FileInfo, trustBefore time.Time) (stamp, bool) {
+	if id, ok := info.Sys().(ContentID); ok && id != "" {
+		return stamp{resolved: resolved, size: info.Size(), content: id}, true
+	}
 	st, ok := stampOf(resolved, info)
 	if !ok {
 		return stamp{}, false

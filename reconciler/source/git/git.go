@@ -95,6 +95,11 @@ type Source struct {
 	cancel context.CancelFunc
 	flight flight
 
+	// rescan keeps the blobs of the last tip read, so that reading the
+	// next one reads only the blobs that changed; readMu serializes its use.
+	readMu sync.Mutex
+	rescan source.Rescan
+
 	mu     sync.Mutex // guards what follows
 	repo   *gitrepo.Repo
 	branch string
@@ -429,7 +434,9 @@ func (s *Source) read(ctx context.Context, tip string) (source.Revision, fs.FS, 
 		Parents:    c.Parents,
 		Signature:  source.Signature{Status: source.SignatureNone},
 	}}
-	content, err := repo.Files(ctx, tip, s.opts.Path, s.opts.Limits)
+	s.readMu.Lock()
+	content, err := repo.Files(ctx, tip, s.opts.Path, s.opts.Limits, &s.rescan)
+	s.readMu.Unlock()
 	var ce *source.ContentError
 	switch {
 	case err == nil:
