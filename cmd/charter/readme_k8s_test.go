@@ -68,8 +68,8 @@ func TestREADMEKubernetesManifests(t *testing.T) {
 }
 
 type k8sContainer struct {
-	Name         string   `yaml:"name"`
-	Args         []string `yaml:"args"`
+	Name         string     `yaml:"name"`
+	Args         []string   `yaml:"args"`
 	VolumeMounts []k8sMount `yaml:"volumeMounts"`
 }
 
