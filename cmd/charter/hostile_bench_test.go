@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,7 +103,7 @@ func BenchmarkHostileClients(b *testing.B) {
 }
 
 func benchHostileLoad(b *testing.B, repo, probe string, load hostileLoad) {
-	srv := startServeProcess(b, repo)
+	srv := startServeProcess(b, "--source", repo)
 	client := &http.Client{Timeout: 30 * time.Second}
 	crowdTransport := &http.Transport{MaxIdleConnsPerHost: 256}
 	defer crowdTransport.CloseIdleConnections()
@@ -183,13 +182,16 @@ func benchHostileLoad(b *testing.B, repo, probe string, load hostileLoad) {
 type serveProcess struct {
 	base string
 	pid  int
+	log  syncBuffer // its JSON log
 }
 
-// startServeProcess runs charter serve over dir until the benchmark ends
-// and waits for its first snapshot.
-func startServeProcess(b *testing.B, dir string) *serveProcess {
+// startServeProcess runs charter serve with args (its flags but --listen
+// and --log-format) until the benchmark ends, and waits for its first
+// snapshot.
+func startServeProcess(b *testing.B, args ...string) *serveProcess {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--source", dir, "--listen", "127.0.0.1:0", "--log-format", "json")
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "CHARTER_TEST_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -208,22 +210,23 @@ func startServeProcess(b *testing.B, dir string) *serveProcess {
 			_ = cmd.Process.Kill()
 		}
 	})
+	s := &serveProcess{pid: cmd.Process.Pid}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() { // read to the end, or the child blocks on a full pipe
+			s.log.Write(append(sc.Bytes(), '\n'))
 			var line struct{ Msg, Listen string }
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "charter is serving" {
 				addr <- line.Listen
 			}
 		}
 	}()
-	s := &serveProcess{pid: cmd.Process.Pid}
 	select {
 	case a := <-addr:
 		s.base = "http://" + a
 	case <-time.After(30 * time.Second):
-		b.Fatal("charter serve did not start")
+		b.Fatalf("charter serve did not start:\n%s", s.log.String())
 	}
 	for deadline := time.Now().Add(120 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get(s.base + "/readyz"); err == nil {
@@ -233,34 +236,36 @@ func startServeProcess(b *testing.B, dir string) *serveProcess {
 			}
 		}
 		if time.Now().After(deadline) {
-			b.Fatal("no first snapshot within 120 s")
+			b.Fatalf("no first snapshot within 120 s:\n%s", s.log.String())
 		}
 	}
 }
 
-var fetchCount = regexp.MustCompile(`(?m)^charter_reconcile_duration_seconds_count\{phase="fetch"\} (\S+)$`)
-
 // fetches returns the fetches the sidecar has run, from GET /metrics.
 func (s *serveProcess) fetches(b *testing.B) float64 {
 	b.Helper()
-	resp, err := http.Get(s.base + "/metrics")
+	return float64(reconcilePhases(b, s.base)["fetch"].count)
+}
+
+// rssBytes returns the resident set size of the sidecar process, from
+// /proc/PID/status.
+func (s *serveProcess) rssBytes(b *testing.B) int64 {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(s.pid), "status"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.Fatal(err)
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				b.Fatalf("parse %q: %v", line, err)
+			}
+			return kb << 10
+		}
 	}
-	m := fetchCount.FindSubmatch(data)
-	if m == nil {
-		b.Fatal("no fetch count in /metrics")
-	}
-	n, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return n
+	b.Fatalf("no VmRSS in %s", data)
+	return 0
 }
 
 // cpuSeconds returns the user and system CPU time of the sidecar process,

@@ -51,13 +51,7 @@ func BenchmarkEditToServed(b *testing.B) {
 // benchEdits serves dir and times edit → new revision in /v1/status per iteration.
 func benchEdits(b *testing.B, dir string, edit func(n int) error) {
 	s := launchServer(b, serveConfig{source: dir, logLevel: "warn"})
-	deadline := time.Now().Add(60 * time.Second)
-	for s.status(b).Revision == "" {
-		if time.Now().After(deadline) {
-			b.Fatalf("no first snapshot within 60s:\n%s", s.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitFirstSnapshot(b, s)
 	for n := 0; b.Loop(); n++ {
 		before := s.status(b).Revision
 		start := time.Now()

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -221,27 +219,12 @@ func BenchmarkLargeHistory(b *testing.B) {
 	gittest.Git(b, remote.Bare, "gc", "-q")
 	daemon := gittest.StartDaemon(b, root)
 
-	addr := freeLoopbackAddr(b)
-	cmd := exec.Command(os.Args[0], "serve", "--source", daemon.URL("policy.git"), "--path", "policies",
-		"--listen", addr, "--interval", "1h", "--cache-dir", b.TempDir(), "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "CHARTER_TEST_MAIN=1")
-	var logs gittest.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := "http://" + addr
-	for !ready(base) {
-		if time.Since(start) > 300*time.Second {
-			b.Fatalf("not ready within 300s:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	srv := startServeProcess(b, "--source", daemon.URL("policy.git"), "--path", "policies",
+		"--interval", "1h", "--cache-dir", b.TempDir())
 	firstLoad := time.Since(start)
-	rssServing := rssBytes(b, cmd.Process.Pid)
-	phasesAtStart := reconcilePhases(b, base)
+	rssServing := srv.rssBytes(b)
+	phasesAtStart := reconcilePhases(b, srv.base)
 
 	var took []time.Duration
 	for n := 0; b.Loop(); n++ {
@@ -254,16 +237,16 @@ func BenchmarkLargeHistory(b *testing.B) {
 		c := remote.Push(b)
 		b.StartTimer()
 		t0 := time.Now()
-		postReconcile(b, base)
-		awaitServed(b, base, c, logs.String)
+		postReconcile(b, srv.base)
+		awaitServed(b, srv.base, c, srv.log.String)
 		took = append(took, time.Since(t0))
 	}
 	reportSpread(b, took)
 	// Reported after the loop: b.Loop drops metrics reported before it.
 	b.ReportMetric(firstLoad.Seconds(), "s-first-clone-and-load")
 	b.ReportMetric(float64(rssServing)/(1<<20), "MB-rss-serving")
-	b.ReportMetric(float64(rssBytes(b, cmd.Process.Pid))/(1<<20), "MB-rss-after-pushes")
-	for phase, sum := range reconcilePhases(b, base) {
+	b.ReportMetric(float64(srv.rssBytes(b))/(1<<20), "MB-rss-after-pushes")
+	for phase, sum := range reconcilePhases(b, srv.base) {
 		b.ReportMetric((sum.seconds-phasesAtStart[phase].seconds)*1000/float64(sum.count-phasesAtStart[phase].count), "ms-"+phase)
 	}
 }
@@ -305,43 +288,4 @@ func reconcilePhases(tb testing.TB, base string) map[string]phaseSum {
 		}
 	}
 	return out
-}
-
-func ready(base string) bool {
-	resp, err := http.Get(base + "/readyz")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-func freeLoopbackAddr(tb testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// rssBytes reads VmRSS of a process from /proc.
-func rssBytes(tb testing.TB, pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	tb.Fatal("no VmRSS")
-	return 0
 }
