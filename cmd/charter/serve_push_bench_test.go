@@ -153,9 +153,11 @@ func awaitFirstSnapshot(tb testing.TB, s *server) {
 	}
 }
 
-// postReconcile is the webhook a forge sends (loopback, so no secret).
+// postReconcile asks the sidecar at base for a fetch, as a webhook from
+// loopback does (no secret, no event header), and expects 202.
 func postReconcile(tb testing.TB, base string) {
-	resp, err := http.Post(base+"/v1/reconcile", "application/json", strings.NewReader(`{"ref":"refs/heads/main"}`))
+	tb.Helper()
+	resp, err := http.Post(base+"/v1/reconcile", "application/json", nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -125,18 +125,10 @@ func getStatus(t *testing.T, client *http.Client, base string) statusBody {
 func TestServeFetchErrorClears(t *testing.T) {
 	s := startServer(t, map[string]string{"roles.cue": serveRoles, "records.cue": versionRecords(1)})
 	served := s.status(t).Revision
-	reconcile := func() {
-		t.Helper()
-		resp, err := http.Post(s.base+"/v1/reconcile", "application/json", nil)
-		if err != nil || resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST /v1/reconcile: %v %v", resp, err)
-		}
-		resp.Body.Close()
-	}
 	if err := os.Rename(s.dir, s.dir+".away"); err != nil {
 		t.Fatal(err)
 	}
-	reconcile()
+	postReconcile(t, s.base)
 	s.waitFor(t, func() bool { return s.status(t).LastFetchError != nil })
 	st := s.status(t)
 	if st.Revision != served || st.Error != nil || st.LastFetch == nil || *st.LastFetchError == "" {
@@ -145,7 +137,7 @@ func TestServeFetchErrorClears(t *testing.T) {
 	if err := os.Rename(s.dir+".away", s.dir); err != nil {
 		t.Fatal(err)
 	}
-	reconcile()
+	postReconcile(t, s.base)
 	s.waitFor(t, func() bool { return s.status(t).LastFetchError == nil })
 	if st := s.status(t); st.Revision != served || st.Error != nil || st.FetchedRevision == nil || *st.FetchedRevision != served {
 		t.Errorf("status after the directory came back: %+v, want revision %s", st, served)
